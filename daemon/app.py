@@ -1,0 +1,361 @@
+"""Where the daemon's objects are built and wired, and the process is run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from labmind.indexers.embedder_worker import WorkerEmbedder
+from labmind.indexers.lexical import LexicalIndex, LexicalIndexError
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .embedding import EmbeddingService
+from .events import EventBus
+from .indexing import IndexService
+from .instance import AlreadyRunning, acquire
+from .paths import InsecureRuntimeDir, Paths
+from .protocol import (
+    IndexJob,
+    IndexProgress,
+    IndexRequest,
+    SearchRequest,
+    SearchResponse,
+    SkippedFile,
+    StatusInfo,
+    WatchRoot,
+)
+from .searching import SearchService, SearchUnavailable
+from .server import ApiError, create_api
+from .store import Store, StoreError
+from .transport import bind_unix_socket, serve
+from .watcher import ChangeBatch, Watcher, WatchError
+
+log = logging.getLogger("labmind.daemon")
+
+
+def _open_lexical(folder: Path) -> tuple[LexicalIndex | None, str | None]:
+    try:
+        return LexicalIndex.open_or_create(folder), None
+    except LexicalIndexError as exc:
+        return None, str(exc)
+
+
+def _real(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+class Daemon:
+    """The running daemon: store, indexes, services and the watcher, behind the API."""
+
+    def __init__(self, paths: Paths, config: Config) -> None:
+        self.paths = paths
+        self.config = config
+        self.events = EventBus()
+        self.started = time.time()
+        self.store = Store(paths.store_file)
+        lexical, error = _open_lexical(paths.lexical_dir)
+        private = (paths.data_dir, paths.config_dir, paths.runtime_dir)
+        self.indexer = IndexService(
+            self.store,
+            lexical,
+            paths.lexical_dir,
+            self.events,
+            config.index,
+            on_committed=self._committed,
+            private_dirs=private,
+        )
+        self.indexer.lexical_error = error
+        self.embedding: EmbeddingService | None = None
+        embedder: WorkerEmbedder | None = None
+        if config.embedder.enabled:
+            embedder = WorkerEmbedder(
+                config.embedder.model,
+                batch_size=config.embedder.batch_size,
+                idle_timeout_s=config.embedder.idle_timeout_s,
+                nice=config.embedder.nice,
+            )
+            self.embedding = EmbeddingService(self.store, embedder, paths.vectors_file, self.events)
+        self.embedder = embedder
+        self.searcher = SearchService(
+            self.store,
+            lambda: self.indexer.lexical,
+            lambda: self.embedding.vectors if self.embedding else None,
+            embedder,
+            default_mode=config.search.default_mode,
+            lexical_error=lambda: self.indexer.lexical_error,
+        )
+        self.watcher = Watcher(self._on_batch, debounce_s=config.index.debounce_ms / 1000)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Reconcile with the disk and start the threads; returns at once."""
+        if self.indexer.lexical is not None:
+            self.indexer.check_consistency()
+        if self.embedding is not None:
+            self.embedding.load()
+            self.embedding.start()
+        self.indexer.start()
+        self.watcher.start()
+        roots = [r.path for r in self.store.roots()]
+        for root in roots:
+            self._watch(root)
+        if roots and self.indexer.lexical is not None:
+            self.indexer.scan(roots)
+        if self.embedding is not None:
+            self.embedding.kick()
+
+    def stop(self) -> None:
+        """Stop the watcher, finish and commit the batch in hand, save vectors."""
+        self.watcher.stop()
+        self.indexer.stop()
+        if self.embedding is not None:
+            self.embedding.stop()
+        if self.indexer.lexical is not None:
+            self.indexer.lexical.close()
+        self.store.close()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        self.events.bind(loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        sock = bind_unix_socket(self.paths.socket_path)
+        server_exit = asyncio.Event()
+
+        async def close_streams() -> None:
+            assert self._stop is not None
+            await self._stop.wait()
+            self.events.close()
+            server_exit.set()
+
+        closer = asyncio.create_task(close_streams())
+        self.start()
+        log.info("labmind %s serving on %s", __version__, self.paths.socket_path)
+        try:
+            await serve(
+                create_api(self),
+                sock,
+                log_level=self.config.daemon.log_level,
+                should_exit=server_exit,
+            )
+        finally:
+            closer.cancel()
+            await asyncio.to_thread(self.stop)
+            log.info("labmind stopped")
+
+    def _committed(self) -> None:
+        if self.embedding is not None:
+            self.embedding.kick()
+
+    def _watch(self, root: str) -> None:
+        try:
+            self.watcher.add_root(Path(root), self.indexer.rules_for(root))
+        except (WatchError, OSError) as exc:
+            root_row = self.store.root(root)
+            if root_row is not None:
+                self.store.set_root_error(root_row.id, str(exc))
+            self.events.publish({"type": "alert", "message": str(exc)})
+
+    def _on_batch(self, batch: ChangeBatch) -> None:
+        for root in batch.root_gone:
+            row = self.store.root(str(root))
+            if row is not None:
+                self.store.set_root_error(row.id, f"folder not found: {root}")
+            self.events.publish({"type": "alert", "message": f"watched folder is gone: {root}"})
+        rescan = {str(r) for r in batch.rules_changed}
+        roots = [r.path for r in self.store.roots()]
+        for folder in batch.changed_dirs:
+            rescan.update(r for r in roots if _inside(str(folder), r))
+        if batch.changed or batch.deleted or batch.deleted_dirs:
+            self.indexer.files_changed(batch.changed, batch.deleted, batch.deleted_dirs)
+        if rescan:
+            self.indexer.scan(sorted(rescan))
+
+    # -- the API backend ---------------------------------------------------------------------
+
+    def status(self) -> StatusInfo:
+        done, total = self.store.embedding_progress()
+        home = os.environ.get("LABMIND_HOME") or str(self.paths.data_dir)
+        return StatusInfo(
+            pid=os.getpid(),
+            version=__version__,
+            uptime_s=round(time.time() - self.started, 3),
+            home=home,
+            socket=str(self.paths.socket_path),
+            roots=len(self.store.roots()),
+            files=self.store.file_count(),
+            chunks=self.store.chunk_count(),
+            embedded=done,
+            embed_total=total,
+            pending_files=self.indexer.progress.pending_files,
+            skipped=self.store.skipped_count(),
+            indexing=self.indexer.is_busy(),
+            embedder_loaded=bool(self.embedder and self.embedder.is_loaded()),
+            rss_bytes=psutil.Process().memory_info().rss,
+            model=self.config.embedder.model if self.embedder else "",
+        )
+
+    def shutdown(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def watches(self) -> list[WatchRoot]:
+        out = []
+        for root in self.store.roots():
+            out.append(
+                WatchRoot(
+                    path=root.path,
+                    added_at=root.added_at,
+                    files=len(self.store.file_states(root.id)),
+                    skipped=len(self.store.skipped(root.id)),
+                    error=root.error,
+                )
+            )
+        return out
+
+    def watch_add(self, path: str) -> WatchRoot:
+        folder = _real(path)
+        if not Path(folder).is_dir():
+            raise ApiError(400, f"{path} is not a folder")
+        if any(_inside(folder, str(p)) for p in (self.paths.data_dir, self.paths.runtime_dir)):
+            raise ApiError(400, f"{path} is labmind's own data folder; watch your code instead")
+        for root in self.store.roots():
+            if _inside(folder, root.path):
+                return self._root_info(root.path)
+        for root in self.store.roots():
+            if _inside(root.path, folder):
+                self.watch_remove(root.path)
+        root_row, _ = self.store.add_root(folder)
+        self._watch(folder)
+        self.indexer.scan([folder])
+        self.events.publish({"type": "watch", "path": folder, "added": True})
+        return self._root_info(root_row.path)
+
+    def _root_info(self, path: str) -> WatchRoot:
+        return next(w for w in self.watches() if w.path == path)
+
+    def watch_remove(self, path: str) -> bool:
+        folder = _real(path)
+        root = self.store.root(folder) or self.store.root(path)
+        if root is None:
+            return False
+        self.watcher.remove_root(Path(root.path))
+        self.store.remove_root(root.path)
+        self.indexer.forget_root(root.path)
+        self.events.publish({"type": "watch", "path": root.path, "added": False})
+        return True
+
+    def index(self, req: IndexRequest) -> IndexJob:
+        if req.rebuild:
+            job = self.indexer.rebuild()
+            return IndexJob(job_id=job, roots=[r.path for r in self.store.roots()])
+        if self.indexer.lexical is None:
+            raise ApiError(409, f"{self.indexer.lexical_error}")
+        targets: list[str] = []
+        for path in req.paths:
+            real = _real(path)
+            owner = next((r.path for r in self.store.roots() if _inside(real, r.path)), None)
+            if owner is None:
+                owner = self.watch_add(real).path
+            if owner not in targets:
+                targets.append(owner)
+        if not req.paths:
+            targets = [r.path for r in self.store.roots()]
+        job = self.indexer.scan(targets)
+        return IndexJob(job_id=job, roots=targets)
+
+    def progress(self) -> IndexProgress:
+        p = self.indexer.progress
+        done, total = self.store.embedding_progress()
+        error = p.last_error or (self.embedding.last_error if self.embedding else None)
+        return IndexProgress(
+            jobs_submitted=p.jobs_submitted,
+            jobs_done=p.jobs_done,
+            scanning=p.scanning,
+            pending_files=p.pending_files,
+            processed_files=p.processed_files,
+            files=self.store.file_count(),
+            chunks=self.store.chunk_count(),
+            embedded=done,
+            embed_total=total,
+            embedder_enabled=self.embedding is not None,
+            last_error=error,
+        )
+
+    def search(self, req: SearchRequest) -> SearchResponse:
+        try:
+            return self.searcher.search(req)
+        except SearchUnavailable as exc:
+            raise ApiError(409, str(exc)) from exc
+
+    def skipped(self, root: str | None) -> list[SkippedFile]:
+        root_id = None
+        if root is not None:
+            row = self.store.root(_real(root))
+            if row is None:
+                raise ApiError(404, f"{root} is not watched; see `labmind watch ls`")
+            root_id = row.id
+        return [
+            SkippedFile(path=s.path, reason=s.reason, at=s.at) for s in self.store.skipped(root_id)
+        ]
+
+    def reload_config(self) -> None:
+        try:
+            config = load_config(self.paths.config_file)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from exc
+        self.config = config
+        self.searcher.default_mode = config.search.default_mode
+        self.indexer.reconfigure(config.index)
+        roots = [r.path for r in self.store.roots()]
+        if roots:
+            self.indexer.scan(roots)
+
+
+def run_daemon(paths: Paths) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT or `labmind stop`."""
+    try:
+        config = load_config(paths.config_file)
+    except ConfigError as exc:
+        print(f"labmind: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.daemon.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        lock = acquire(paths)
+    except AlreadyRunning as exc:
+        print(f"labmind: {exc}", file=sys.stderr)
+        return 1
+    except InsecureRuntimeDir as exc:
+        print(f"labmind: {exc}", file=sys.stderr)
+        return 1
+    try:
+        daemon = Daemon(paths, config)
+    except StoreError as exc:
+        lock.release()
+        print(f"labmind: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(daemon.run())
+    finally:
+        lock.release()
+    return 0

@@ -1,0 +1,283 @@
+"""A typed client for the daemon's local API, for the CLI and the GUI.
+
+Kept light on purpose (httpx and pydantic only): the GUI imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .instance import is_answering
+from .paths import Paths
+from .protocol import (
+    Ack,
+    Event,
+    IndexJob,
+    IndexProgress,
+    IndexRequest,
+    SearchRequest,
+    SearchResponse,
+    SkippedFile,
+    StatusInfo,
+    WatchRequest,
+    WatchRoot,
+)
+
+DEFAULT_TIMEOUT_S = 30.0
+BASE_URL = "http://labmind"
+
+M = TypeVar("M", bound=BaseModel)
+
+_WATCH_ROOTS = TypeAdapter(list[WatchRoot])
+_SKIPPED_FILES = TypeAdapter(list[SkippedFile])
+_EVENT_FIELDS = frozenset(Event.model_fields)
+
+
+class DaemonUnavailable(RuntimeError):
+    """No daemon answers on the socket, or it went away during a request."""
+
+
+class DaemonError(RuntimeError):
+    """The daemon answered with an error; `message` is its one-line `detail`."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+def home_label(paths: Paths) -> str:
+    """How to name this labmind home in a message: `LABMIND_HOME`, else the runtime folder."""
+    parents = {paths.config_dir.parent, paths.data_dir.parent, paths.runtime_dir.parent}
+    return str(parents.pop()) if len(parents) == 1 else str(paths.runtime_dir)
+
+
+def not_running_message(paths: Paths) -> str:
+    return f"no labmind daemon is running for {home_label(paths)}; start it with `labmind start`"
+
+
+class DaemonClient:
+    """One method per route of `labmind.daemon.protocol`; errors are `DaemonUnavailable`
+    (nothing answers) or `DaemonError` (the daemon refused, with its reason)."""
+
+    def __init__(self, paths: Paths, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.paths = paths
+        self.timeout = timeout
+        self._http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(paths.socket_path)),
+            base_url=BASE_URL,
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def status(self) -> StatusInfo:
+        return self._model(StatusInfo, "GET", "/status")
+
+    def shutdown(self) -> Ack:
+        return self._model(Ack, "POST", "/shutdown")
+
+    def watches(self) -> list[WatchRoot]:
+        return self._list(_WATCH_ROOTS, "GET", "/watch")
+
+    def watch_add(self, path: str) -> WatchRoot:
+        return self._model(WatchRoot, "POST", "/watch", body=WatchRequest(path=path))
+
+    def watch_remove(self, path: str) -> Ack:
+        return self._model(Ack, "DELETE", "/watch", params={"path": path})
+
+    def index(self, paths: Sequence[str] = (), rebuild: bool = False) -> IndexJob:
+        body = IndexRequest(paths=list(paths), rebuild=rebuild)
+        return self._model(IndexJob, "POST", "/index", body=body)
+
+    def progress(self) -> IndexProgress:
+        return self._model(IndexProgress, "GET", "/index/progress")
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        return self._model(SearchResponse, "POST", "/search", body=request)
+
+    def skipped(self, root: str | None = None) -> list[SkippedFile]:
+        params = {} if root is None else {"root": root}
+        return self._list(_SKIPPED_FILES, "GET", "/skipped", params=params)
+
+    def reload_config(self) -> Ack:
+        return self._model(Ack, "POST", "/config/reload")
+
+    def events(self) -> Iterator[Event]:
+        """The daemon's event stream, until it ends or the iterator is closed."""
+        timeout = httpx.Timeout(self.timeout, read=None)
+        try:
+            with self._http.stream("GET", "/events", timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_from(response)
+                yield from parse_sse(response.iter_lines())
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, "GET /events") from exc
+
+    def _model(
+        self,
+        model: type[M],
+        method: str,
+        url: str,
+        *,
+        body: BaseModel | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> M:
+        data = self._request(method, url, body=body, params=params)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise _mismatch(method, url, exc) from None
+
+    def _list(
+        self,
+        adapter: TypeAdapter[list[M]],
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> list[M]:
+        data = self._request(method, url, params=params)
+        try:
+            return adapter.validate_python(data)
+        except ValidationError as exc:
+            raise _mismatch(method, url, exc) from None
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: BaseModel | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        payload = None if body is None else body.model_dump(mode="json")
+        try:
+            response = self._http.request(method, url, json=payload, params=params)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, f"{method} {url}") from exc
+        if response.is_error:
+            raise _error_from(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise DaemonError(
+                f"the daemon's answer to {method} {url} is not JSON; "
+                "restart it with `labmind stop` and `labmind start`",
+                status_code=response.status_code,
+            ) from None
+
+    def _transport_error(self, exc: httpx.TransportError, what: str) -> Exception:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return DaemonUnavailable(not_running_message(self.paths))
+        if isinstance(exc, httpx.TimeoutException):
+            return DaemonError(
+                f"the labmind daemon did not answer {what} within {self.timeout:g} s; "
+                f"see {self.paths.log_file}"
+            )
+        return DaemonUnavailable(
+            f"the labmind daemon for {home_label(self.paths)} stopped answering ({exc}); "
+            f"see {self.paths.log_file} and start it again with `labmind start`"
+        )
+
+
+def connect(paths: Paths, *, autostart: bool, timeout: float = DEFAULT_TIMEOUT_S) -> DaemonClient:
+    """A client for the daemon of `paths`, starting it in the background if `autostart`."""
+    if not is_answering(paths.socket_path):
+        if not autostart:
+            raise DaemonUnavailable(not_running_message(paths))
+        from .launcher import start_background
+
+        start_background(paths)
+    return DaemonClient(paths, timeout=timeout)
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from the lines of a server-sent event stream (`id:`, `event:`, `data:`)."""
+    event_id: str | None = None
+    event_type: str | None = None
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield _event(event_id, event_type, "\n".join(data))
+            event_id, event_type, data = None, None, []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event_type = value
+        elif field == "id":
+            event_id = value
+    if data:
+        yield _event(event_id, event_type, "\n".join(data))
+
+
+def _event(event_id: str | None, event_type: str | None, data: str) -> Event:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        payload = {"text": data}
+    if not isinstance(payload, dict):
+        payload = {"value": payload}
+    if isinstance(payload.get("data"), dict) and set(payload) <= _EVENT_FIELDS:
+        fields = dict(payload)
+    else:
+        rest = {k: v for k, v in payload.items() if k not in _EVENT_FIELDS}
+        fields = {k: payload[k] for k in ("type", "seq", "time") if k in payload}
+        fields["data"] = rest
+    fields.setdefault("type", event_type or "message")
+    if "seq" not in fields and event_id is not None and event_id.isdigit():
+        fields["seq"] = int(event_id)
+    try:
+        return Event.model_validate(fields)
+    except ValidationError as exc:
+        raise DaemonError(f"the daemon sent an event this labmind cannot read: {exc}") from None
+
+
+def _error_from(response: httpx.Response) -> DaemonError:
+    detail: Any = None
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        detail = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg")
+    if not isinstance(detail, str) or not detail.strip():
+        text = response.text.strip()
+        detail = text or f"the daemon answered HTTP {response.status_code}"
+    return DaemonError(" ".join(detail.split()), status_code=response.status_code)
+
+
+def _mismatch(method: str, url: str, exc: ValidationError) -> DaemonError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return DaemonError(
+        f"the daemon's answer to {method} {url} does not match this labmind "
+        f"({where}: {first['msg']}); restart it with `labmind stop` and `labmind start`"
+    )

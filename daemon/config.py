@@ -1,0 +1,228 @@
+"""`config.toml`: typed settings, strict validation, and atomic edits from the CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or a `config set` that cannot be used; the message names the key."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class IndexConfig(_Section):
+    max_file_size_mb: float = Field(default=2.0, gt=0)
+    debounce_ms: int = Field(default=300, ge=10, le=10_000)
+    exclude: list[str] = Field(default_factory=list)
+    follow_symlinks: bool = False
+
+
+class EmbedderConfig(_Section):
+    model: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", min_length=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    enabled: bool = True
+    nice: int = Field(default=10, ge=0, le=19)
+
+
+class SearchConfig(_Section):
+    default_limit: int = Field(default=10, ge=1, le=1000)
+    default_mode: Literal["hybrid", "lexical", "semantic"] = "hybrid"
+
+
+class DaemonConfig(_Section):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Section):
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+
+
+def known_keys() -> list[str]:
+    """Every settable key, dotted: `index.debounce_ms`, …"""
+    return [
+        f"{section}.{name}"
+        for section, info in Config.model_fields.items()
+        for name in _section_model(info.annotation).model_fields
+    ]
+
+
+def load_config(path: Path) -> Config:
+    """The config at `path`; defaults when the file does not exist."""
+    return _validate(_read_raw(path), origin=path)
+
+
+def get_value(config: Config, key: str) -> Any:
+    """The value of a dotted key (`index.debounce_ms`), or a whole section as a dict."""
+    parts = key.split(".")
+    if len(parts) == 1 and key in Config.model_fields:
+        return getattr(config, key).model_dump(mode="json")
+    section, name = _split_key(key)
+    return getattr(getattr(config, section), name)
+
+
+def set_value(path: Path, key: str, raw_value: str) -> Config:
+    """Parse `raw_value` for `key`, validate the whole file and write it only if it is valid."""
+    section, name = _split_key(key)
+    value = _parse(key, _field_type(section, name), raw_value)
+    data = _read_raw(path)
+    section_data = data.get(section)
+    if not isinstance(section_data, dict):
+        section_data = {}
+        data[section] = section_data
+    section_data[name] = value
+    config = _validate(data, origin=path, edited_key=key)
+    _write_atomic(path, tomli_w.dumps(data).encode())
+    return config
+
+
+def config_as_dict(config: Config) -> dict[str, Any]:
+    """The full config (defaults included) as plain JSON-able data, for `config show`."""
+    return config.model_dump(mode="json")
+
+
+def _section_model(annotation: Any) -> type[_Section]:
+    assert isinstance(annotation, type) and issubclass(annotation, _Section)
+    return annotation
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    parts = key.split(".")
+    if len(parts) == 2:
+        section, name = parts
+        info = Config.model_fields.get(section)
+        if info is not None and name in _section_model(info.annotation).model_fields:
+            return section, name
+    raise ConfigError(f"unknown key '{key}'; known keys: {', '.join(known_keys())}", key=key)
+
+
+def _field_type(section: str, name: str) -> Any:
+    model = _section_model(Config.model_fields[section].annotation)
+    return model.model_fields[name].annotation
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _parse(key: str, annotation: Any, raw: str) -> Any:
+    text = raw.strip()
+    if annotation is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}", key=key)
+    if annotation is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a whole number, got {raw!r}", key=key) from None
+    if annotation is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {raw!r}", key=key) from None
+    if typing.get_origin(annotation) is list:
+        return _parse_list(key, text)
+    if annotation is str or typing.get_origin(annotation) is Literal:
+        return text
+    raise TypeError(f"no parser for {key} of type {annotation!r}")
+
+
+def _parse_list(key: str, text: str) -> list[Any]:
+    if text.startswith("["):
+        try:
+            value = tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{key}: not a TOML array: {exc}", key=key) from None
+        assert isinstance(value, list)
+        return value
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)$")
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_POSITION.search(message)
+        if match is None:
+            raise ConfigError(f"{path}: {message}") from None
+        line = match.group(1) or str(max(1, len(text.splitlines())))
+        raise ConfigError(f"{path} line {line}: {message[: match.start()]}") from None
+
+
+def _validate(data: Mapping[str, Any], *, origin: Path, edited_key: str | None = None) -> Config:
+    """Validate; errors name the dotted key, and the file unless they are all about `edited_key`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        keys = [".".join(str(part) for part in error["loc"]) for error in errors]
+        messages = [_describe(error["loc"], error["type"], error["msg"]) for error in errors]
+        about_edit = edited_key is not None and all(
+            k == edited_key or k.startswith(f"{edited_key}.") for k in keys
+        )
+        prefix = "" if about_edit else f"{origin}: "
+        raise ConfigError(prefix + "; ".join(messages), key=keys[0]) from None
+
+
+def _describe(loc: tuple[int | str, ...], kind: str, msg: str) -> str:
+    key = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden":
+        known = known_keys() if len(loc) > 1 else list(Config.model_fields)
+        return f"unknown key '{key}'; known keys: {', '.join(known)}"
+    if kind == "model_type" and len(loc) == 1:
+        return f"{key}: expected a table ([{key}])"
+    return f"{key}: {msg}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

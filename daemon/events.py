@@ -1,0 +1,159 @@
+"""In-process event bus for the daemon's event stream (server-sent events)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, Final
+
+DEFAULT_QUEUE_SIZE = 1000
+
+# A comment line: clients ignore it, and writing it finds connections that went away.
+SSE_KEEPALIVE: Final = b": keepalive\n\n"
+
+
+class _Closed:
+    pass
+
+
+_CLOSED: Final = _Closed()
+
+
+class _Subscriber:
+    def __init__(self, queue_size: int) -> None:
+        self.queue: asyncio.Queue[dict[str, Any] | _Closed] = asyncio.Queue(maxsize=queue_size)
+        self.dropped = 0
+
+    def offer(self, item: dict[str, Any] | _Closed) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+
+class EventBus:
+    """Fan-out of events to async subscribers.
+
+    `publish` may be called from any thread; events are numbered (`seq`) in the order
+    the event loop delivers them. Each subscriber has a bounded queue: when it falls
+    behind, its oldest events are dropped and it receives one
+    `{"type": "dropped", "count": n}` in their place, so a slow client never holds up
+    the daemon.
+    """
+
+    def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self._queue_size = queue_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
+        self._seq = 0
+        self._closed = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver on `loop` from now on; call once at start-up, before publishing."""
+        self._loop = loop
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Queue `event` (which needs a `type`) for every subscriber; never blocks.
+
+        Events published before `bind` or after `close` are dropped.
+        """
+        if "type" not in event:
+            raise ValueError("an event needs a 'type'")
+        stamped = {**event, "time": time.time()}
+        self._on_loop(self._deliver, stamped)
+
+    def subscribe(self) -> AsyncGenerator[dict[str, Any], None]:
+        """Events published from now on; call on the event loop.
+
+        Iteration ends when the bus is closed; `aclose()` (or dropping the iterator)
+        unsubscribes.
+        """
+        subscriber = _Subscriber(self._queue_size)
+        if self._closed:
+            subscriber.offer(_CLOSED)
+        else:
+            self._subscribers.add(subscriber)
+        return self._iterate(subscriber)
+
+    def close(self) -> None:
+        """End every subscription once it has read what is already queued."""
+        if self._loop is None:
+            self._close()
+        else:
+            self._on_loop(self._close)
+
+    async def _iterate(self, subscriber: _Subscriber) -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            while True:
+                item = await subscriber.queue.get()
+                if subscriber.dropped:
+                    notice = {"type": "dropped", "count": subscriber.dropped, "time": time.time()}
+                    subscriber.dropped = 0
+                    yield notice
+                if isinstance(item, _Closed):
+                    return
+                yield item
+        finally:
+            self._subscribers.discard(subscriber)
+
+    def _on_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback(*args)
+            return
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            # The loop has been closed: the daemon is going away.
+            return
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        self._seq += 1
+        event["seq"] = self._seq
+        for subscriber in list(self._subscribers):
+            subscriber.offer(event)
+
+    def _close(self) -> None:
+        self._closed = True
+        for subscriber in list(self._subscribers):
+            subscriber.offer(_CLOSED)
+        self._subscribers.clear()
+
+
+def format_sse(event: Mapping[str, Any]) -> bytes:
+    """One server-sent event: `id:` = seq, `event:` = type, `data:` = the event as JSON."""
+    lines: list[str] = []
+    seq = event.get("seq")
+    if seq is not None:
+        lines.append(f"id: {int(seq)}")
+    kind = event.get("type")
+    if kind is not None:
+        lines.append(f"event: {_one_line(str(kind))}")
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+    lines.append(f"data: {data}")
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")

@@ -1,0 +1,460 @@
+"""The indexing service: one thread that turns files on disk into chunks in the store and Tantivy.
+
+Every batch is written to Tantivy first and committed, then to SQLite. A crash between
+the two leaves SQLite without the batch, so the files are indexed again at the next
+start and their Tantivy documents replaced (delete by path, then add): the index
+converges without duplicates. At start-up the document and chunk counts are compared;
+if they differ, Tantivy is rebuilt from the chunks in SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labmind.indexers.chunk import Chunk, content_key
+from labmind.indexers.chunking import chunk_text
+from labmind.indexers.discovery import iter_files
+from labmind.indexers.files import SourceFile, read_source
+from labmind.indexers.ignore import IgnoreRules
+from labmind.indexers.languages import language_for_path
+from labmind.indexers.lexical import LexicalDoc, LexicalIndex, LexicalIndexError
+
+from .config import IndexConfig
+from .events import EventBus
+from .store import ChunkRow, FileUpdate, Root, Store
+
+log = logging.getLogger("labmind.indexing")
+
+BATCH_FILES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    roots: tuple[str, ...]
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Rebuild:
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Paths:
+    """Files changed or deleted under a root, as the watcher reports them."""
+
+    changed: frozenset[Path]
+    deleted: frozenset[Path]
+    deleted_dirs: frozenset[Path]
+
+
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    root: str
+
+
+_Task = _Scan | _Rebuild | _Paths | _Forget | None
+
+
+@dataclass(slots=True)
+class Progress:
+    jobs_submitted: int = 0
+    jobs_done: int = 0
+    scanning: bool = False
+    pending_files: int = 0
+    processed_files: int = 0
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    updates: list[FileUpdate] = field(default_factory=list)
+    docs: dict[str, list[LexicalDoc]] = field(default_factory=dict)
+    deletions: list[str] = field(default_factory=list)
+
+
+def chunk_id(path: str, chunk: Chunk, key: int) -> int:
+    """A stable id for a chunk: the same chunk of the same file keeps its id."""
+    raw = f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode("utf-8", "replace")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
+
+
+class IndexService:
+    """Owns the Tantivy writer; all index writes happen on its one thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        lexical: LexicalIndex | None,
+        lexical_dir: Path,
+        events: EventBus,
+        config: IndexConfig,
+        *,
+        on_committed: Callable[[], None] = lambda: None,
+        private_dirs: Iterable[Path] = (),
+    ) -> None:
+        self.store = store
+        self.lexical = lexical
+        self.lexical_dir = lexical_dir
+        self.events = events
+        self.config = config
+        self.on_committed = on_committed
+        self.progress = Progress()
+        self.lexical_error: str | None = None
+        self._queue: queue.Queue[_Task] = queue.Queue()
+        self._lock = threading.Lock()
+        self._job_done = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._rules: dict[str, IgnoreRules] = {}
+        self._private = tuple(str(p).rstrip("/") + "/" for p in private_dirs)
+
+    # -- public, any thread -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="labmind-indexer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit, and stop the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+
+    def scan(self, roots: Iterable[str]) -> int:
+        """Reconcile these roots with the disk; returns the job id to wait for."""
+        with self._lock:
+            self.progress.jobs_submitted += 1
+            job = self.progress.jobs_submitted
+        self._queue.put(_Scan(tuple(roots), job))
+        return job
+
+    def rebuild(self) -> int:
+        with self._lock:
+            self.progress.jobs_submitted += 1
+            job = self.progress.jobs_submitted
+        self._queue.put(_Rebuild(job))
+        return job
+
+    def files_changed(
+        self, changed: Iterable[Path], deleted: Iterable[Path], deleted_dirs: Iterable[Path] = ()
+    ) -> None:
+        self._queue.put(_Paths(frozenset(changed), frozenset(deleted), frozenset(deleted_dirs)))
+
+    def wait(self, job_id: int, timeout: float | None = None) -> bool:
+        """Block until the job is done; False on timeout."""
+        with self._job_done:
+            return self._job_done.wait_for(lambda: self.progress.jobs_done >= job_id, timeout)
+
+    def forget_root(self, root: str) -> None:
+        self._queue.put(_Forget(root))
+
+    def rules_for(self, root: str) -> IgnoreRules:
+        rules = self._rules.get(root)
+        if rules is None:
+            rules = IgnoreRules(Path(root), self.config.exclude)
+            self._rules[root] = rules
+        return rules
+
+    def reconfigure(self, config: IndexConfig) -> None:
+        """New limits and excludes; the caller rescans so they apply to what is indexed."""
+        self.config = config
+        self._rules.clear()
+
+    def is_private(self, path: Path) -> bool:
+        """labmind's own files (when its data folder lies inside a watched one)."""
+        return (str(path) + "/").startswith(self._private) if self._private else False
+
+    def is_busy(self) -> bool:
+        return self.progress.scanning or not self._queue.empty()
+
+    # -- the indexing thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            try:
+                self._handle(task)
+            except Exception as exc:  # the thread must outlive any one bad task
+                log.exception("indexing task failed")
+                self.progress.last_error = f"{type(exc).__name__}: {exc}"
+                self.events.publish({"type": "alert", "message": self.progress.last_error})
+            finally:
+                if isinstance(task, _Scan | _Rebuild):
+                    with self._lock:
+                        self.progress.jobs_done = max(self.progress.jobs_done, task.job_id)
+                        self.progress.scanning = False
+                        self.progress.pending_files = 0
+                        self._job_done.notify_all()
+                    self._publish_progress()
+
+    def _handle(self, task: _Scan | _Rebuild | _Paths | _Forget) -> None:
+        if isinstance(task, _Rebuild):
+            self._rebuild()
+        elif isinstance(task, _Scan):
+            self._scan(task.roots)
+        elif isinstance(task, _Paths):
+            self._apply_paths(task)
+        else:
+            self._forget(task.root)
+
+    def _writer(self) -> LexicalIndex:
+        if self.lexical is None:
+            raise LexicalIndexError(
+                self.lexical_error or "the lexical index is not open; run `labmind index --rebuild`"
+            )
+        return self.lexical
+
+    def _rebuild(self) -> None:
+        """Start over from the files on disk; vectors are kept (they are keyed by content)."""
+        if self.lexical is not None:
+            self.lexical.close()
+        self.lexical = LexicalIndex.destroy_and_create(self.lexical_dir)
+        self.lexical_error = None
+        self.store.forget_all_files()
+        self._rules.clear()
+        self._scan(tuple(r.path for r in self.store.roots()))
+
+    def _scan(self, roots: tuple[str, ...]) -> None:
+        self.progress.scanning = True
+        self._publish_progress()
+        for path in roots:
+            root = self.store.root(path)
+            if root is not None:
+                self._scan_root(root)
+
+    def _scan_root(self, root: Root) -> None:
+        top = Path(root.path)
+        if not top.is_dir():
+            self.store.set_root_error(root.id, f"folder not found: {root.path}")
+            self.events.publish({"type": "alert", "message": f"watched folder missing: {top}"})
+            return
+        if root.error:
+            self.store.set_root_error(root.id, None)
+        rules = self.rules_for(root.path)
+        known = self.store.file_states(root.id)
+        seen: set[str] = set()
+        todo: list[Path] = []
+
+        def skipped(path: Path, reason: str) -> None:
+            self.store.record_skip(root.id, str(path), reason)
+
+        for path in iter_files(top, rules, skipped):
+            if self.is_private(path):
+                continue
+            key = str(path)
+            seen.add(key)
+            state = known.get(key)
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if state is None or state.size != st.st_size or state.mtime_ns != st.st_mtime_ns:
+                todo.append(path)
+        gone = [p for p in known if p not in seen]
+        with self._lock:
+            self.progress.pending_files += len(todo)
+        self._index_files(root, todo, gone)
+
+    def _index_files(self, root: Root, paths: list[Path], deletions: list[str]) -> None:
+        pending = _Pending(deletions=list(deletions))
+        for path in paths:
+            self._prepare(root, path, pending)
+            with self._lock:
+                self.progress.processed_files += 1
+                self.progress.pending_files = max(0, self.progress.pending_files - 1)
+            if len(pending.updates) + len(pending.deletions) >= BATCH_FILES:
+                self._commit(pending)
+                pending = _Pending()
+        self._commit(pending)
+
+    def _prepare(self, root: Root, path: Path, pending: _Pending) -> None:
+        key = str(path)
+        language = language_for_path(path)
+        if language is None:
+            return
+        limit = int(self.config.max_file_size_mb * 1024 * 1024)
+        source = read_source(path, limit)
+        if not isinstance(source, SourceFile):
+            self.store.record_skip(root.id, key, source.reason)
+            if self.store.file_state(key) is not None:
+                pending.deletions.append(key)
+            self.events.publish({"type": "skipped", "path": key, "reason": source.reason})
+            return
+        state = self.store.file_state(key)
+        if state is not None and state.sha256 == source.sha256:
+            self.store.touch_file(key, source.size, source.mtime_ns)
+            return
+        relative = os.path.relpath(key, root.path)
+        rows: list[ChunkRow] = []
+        docs: list[LexicalDoc] = []
+        mtime = source.mtime_ns // 1_000_000_000
+        for chunk in chunk_text(source.text, language):
+            header = chunk.header(relative)
+            vec_key = content_key(chunk.embed_text(relative))
+            cid = chunk_id(key, chunk, vec_key)
+            rows.append(
+                ChunkRow(
+                    id=cid,
+                    kind="code",
+                    language=chunk.language,
+                    symbol=chunk.symbol,
+                    header=header,
+                    start_line=chunk.start_line,
+                    end_line=chunk.end_line,
+                    text=chunk.text,
+                    vec_key=vec_key,
+                )
+            )
+            docs.append(
+                LexicalDoc(
+                    chunk_id=cid,
+                    path=key,
+                    kind="code",
+                    language=chunk.language,
+                    mtime=mtime,
+                    body=f"{header}\n{chunk.text}",
+                    symbol=chunk.symbol or "",
+                    path_text=relative,
+                )
+            )
+        pending.updates.append(
+            FileUpdate(
+                root_id=root.id,
+                path=key,
+                size=source.size,
+                mtime_ns=source.mtime_ns,
+                sha256=source.sha256,
+                language=language,
+                chunks=rows,
+            )
+        )
+        pending.docs[key] = docs
+
+    def _commit(self, pending: _Pending) -> None:
+        if not pending.updates and not pending.deletions:
+            return
+        writer = self._writer()
+        for path in pending.deletions:
+            writer.delete_file(path)
+        for path, docs in pending.docs.items():
+            writer.replace_file(path, docs)
+        writer.commit()
+        self.store.apply(pending.updates, pending.deletions)
+        self.events.publish(
+            {
+                "type": "indexed",
+                "files": [u.path for u in pending.updates],
+                "deleted": pending.deletions,
+            }
+        )
+        self._publish_progress()
+        self.on_committed()
+
+    def _apply_paths(self, task: _Paths) -> None:
+        roots = self.store.roots()
+        by_root: dict[int, tuple[Root, list[Path], list[str]]] = {}
+
+        def owner(path: Path) -> Root | None:
+            text = str(path)
+            best = None
+            for root in roots:
+                if (text == root.path or text.startswith(root.path.rstrip("/") + "/")) and (
+                    best is None or len(root.path) > len(best.path)
+                ):
+                    best = root
+            return best
+
+        for path in task.changed:
+            root = owner(path)
+            if root is None or self.is_private(path):
+                continue
+            if self.rules_for(root.path).is_ignored(path, is_dir=False):
+                continue
+            by_root.setdefault(root.id, (root, [], []))[1].append(path)
+        for path in task.deleted:
+            root = owner(path)
+            if root is not None:
+                by_root.setdefault(root.id, (root, [], []))[2].append(str(path))
+        for folder in task.deleted_dirs:
+            root = owner(folder)
+            if root is None:
+                continue
+            prefix = str(folder).rstrip("/") + "/"
+            gone = [p for p in self.store.file_states(root.id) if p.startswith(prefix)]
+            by_root.setdefault(root.id, (root, [], []))[2].extend(gone)
+        for root, changed, deleted in by_root.values():
+            present = [p for p in changed if p.is_file()]
+            missing = [str(p) for p in changed if not p.is_file()]
+            known = self.store.file_states(root.id)
+            gone = [p for p in {*deleted, *missing} if p in known]
+            self._index_files(root, present, gone)
+
+    def _forget(self, root: str) -> None:
+        writer = self._writer()
+        writer.delete_prefix(root)
+        writer.commit()
+        self._rules.pop(root, None)
+        self.on_committed()
+        self._publish_progress()
+
+    def check_consistency(self) -> bool:
+        """True when Tantivy holds exactly the chunks SQLite has; else rebuild it from SQLite."""
+        if self.lexical is None:
+            return False
+        if self.lexical.doc_count() == self.store.chunk_count():
+            return True
+        log.warning(
+            "lexical index has %d documents for %d chunks: rebuilding it from the store",
+            self.lexical.doc_count(),
+            self.store.chunk_count(),
+        )
+        self.lexical.close()
+        self.lexical = LexicalIndex.destroy_and_create(self.lexical_dir)
+        current: str | None = None
+        docs: list[LexicalDoc] = []
+        for rec in self.store.iter_chunks():
+            if rec.path != current and current is not None:
+                self.lexical.replace_file(current, docs)
+                docs = []
+            current = rec.path
+            docs.append(
+                LexicalDoc(
+                    chunk_id=rec.id,
+                    path=rec.path,
+                    kind=rec.kind,
+                    language=rec.language,
+                    mtime=int(rec.mtime),
+                    body=f"{rec.header}\n{rec.text}",
+                    symbol=rec.symbol or "",
+                    path_text=os.path.relpath(rec.path, rec.root),
+                )
+            )
+        if current is not None:
+            self.lexical.replace_file(current, docs)
+        self.lexical.commit()
+        return False
+
+    def _publish_progress(self) -> None:
+        p = self.progress
+        self.events.publish(
+            {
+                "type": "progress",
+                "scanning": p.scanning,
+                "pending_files": p.pending_files,
+                "processed_files": p.processed_files,
+                "jobs_done": p.jobs_done,
+                "time_ns": time.monotonic_ns(),
+            }
+        )

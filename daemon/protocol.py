@@ -1,0 +1,139 @@
+"""The local API's request and response models, shared by the daemon, the CLI and the GUI.
+
+Routes (HTTP+JSON over the daemon's Unix socket):
+
+==========  ==================  ====================  ==========================
+method      path                body / query          answer
+==========  ==================  ====================  ==========================
+GET         /status                                   StatusInfo
+POST        /shutdown                                 Ack
+GET         /watch                                    list[WatchRoot]
+POST        /watch              WatchRequest          WatchRoot
+DELETE      /watch              ?path=                Ack
+POST        /index              IndexRequest          IndexJob
+GET         /index/progress                           IndexProgress
+POST        /search             SearchRequest         SearchResponse
+GET         /skipped            ?root=                list[SkippedFile]
+POST        /config/reload                            Ack
+GET         /events                                   server-sent events (Event)
+==========  ==================  ====================  ==========================
+
+Errors answer 4xx/5xx with ``{"detail": "one line that says what to do"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Kind = Literal["code", "chat", "run", "lesson"]
+Mode = Literal["hybrid", "lexical", "semantic"]
+
+
+class Ack(BaseModel):
+    ok: bool = True
+    message: str = ""
+
+
+class StatusInfo(BaseModel):
+    pid: int
+    version: str
+    uptime_s: float
+    home: str
+    socket: str
+    roots: int
+    files: int
+    chunks: int
+    embedded: int
+    embed_total: int
+    pending_files: int
+    skipped: int
+    indexing: bool
+    embedder_loaded: bool
+    rss_bytes: int
+    model: str
+
+
+class WatchRequest(BaseModel):
+    path: str
+
+
+class WatchRoot(BaseModel):
+    path: str
+    added_at: float
+    files: int
+    skipped: int
+    error: str | None = None
+
+
+class IndexRequest(BaseModel):
+    paths: list[str] = Field(default_factory=list)
+    rebuild: bool = False
+
+
+class IndexJob(BaseModel):
+    job_id: int
+    roots: list[str]
+
+
+class IndexProgress(BaseModel):
+    jobs_submitted: int
+    jobs_done: int
+    scanning: bool
+    pending_files: int
+    processed_files: int
+    files: int
+    chunks: int
+    embedded: int
+    embed_total: int
+    embedder_enabled: bool
+    last_error: str | None = None
+
+
+class SearchRequest(BaseModel):
+    query: str
+    kind: Kind | None = None
+    mode: Mode | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    path_glob: str | None = None
+    language: str | None = None
+    since: float | None = None
+
+
+class SearchHit(BaseModel):
+    path: str
+    start_line: int
+    end_line: int
+    kind: Kind
+    score: float
+    title: str
+    snippet: str
+    snippet_line: int | None = None
+    language: str | None = None
+    symbol: str | None = None
+    chat_id: str | None = None
+    run_id: str | None = None
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    mode: Mode
+    embedded: int
+    embed_total: int
+    took_ms: float
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+    at: float
+
+
+class Event(BaseModel):
+    """One server-sent event; ``type`` is e.g. progress, indexed, skipped, alert, dropped."""
+
+    type: str
+    seq: int = 0
+    time: float = 0.0
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,136 @@
+"""The local API: thin FastAPI routes over the daemon's backend (see protocol.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .events import SSE_KEEPALIVE, EventBus, format_sse
+from .protocol import (
+    Ack,
+    IndexJob,
+    IndexProgress,
+    IndexRequest,
+    SearchRequest,
+    SearchResponse,
+    SkippedFile,
+    StatusInfo,
+    WatchRequest,
+    WatchRoot,
+)
+
+KEEPALIVE_S = 15.0
+
+
+class ApiError(Exception):
+    """An error the client caused or can fix; `detail` is one line that says what to do."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Backend(Protocol):
+    """What the routes need from the daemon."""
+
+    @property
+    def events(self) -> EventBus: ...
+    def status(self) -> StatusInfo: ...
+    def shutdown(self) -> None: ...
+    def watches(self) -> list[WatchRoot]: ...
+    def watch_add(self, path: str) -> WatchRoot: ...
+    def watch_remove(self, path: str) -> bool: ...
+    def index(self, req: IndexRequest) -> IndexJob: ...
+    def progress(self) -> IndexProgress: ...
+    def search(self, req: SearchRequest) -> SearchResponse: ...
+    def skipped(self, root: str | None) -> list[SkippedFile]: ...
+    def reload_config(self) -> None: ...
+
+
+def create_api(backend: Backend) -> FastAPI:
+    api = FastAPI(title="labmind", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+
+    @api.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @api.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return JSONResponse({"detail": f"internal error: {line}"}, status_code=500)
+
+    @api.get("/status")
+    def status() -> StatusInfo:
+        return backend.status()
+
+    @api.post("/shutdown")
+    def shutdown() -> Ack:
+        backend.shutdown()
+        return Ack(message="shutting down")
+
+    @api.get("/watch")
+    def watches() -> list[WatchRoot]:
+        return backend.watches()
+
+    @api.post("/watch")
+    def watch_add(req: WatchRequest) -> WatchRoot:
+        return backend.watch_add(req.path)
+
+    @api.delete("/watch")
+    def watch_remove(path: str) -> Ack:
+        if not backend.watch_remove(path):
+            raise ApiError(404, f"{path} is not watched; see `labmind watch ls`")
+        return Ack(message=f"stopped watching {path}")
+
+    @api.post("/index")
+    def index(req: IndexRequest) -> IndexJob:
+        return backend.index(req)
+
+    @api.get("/index/progress")
+    def progress() -> IndexProgress:
+        return backend.progress()
+
+    @api.post("/search")
+    def search(req: SearchRequest) -> SearchResponse:
+        return backend.search(req)
+
+    @api.get("/skipped")
+    def skipped(root: str | None = None) -> list[SkippedFile]:
+        return backend.skipped(root)
+
+    @api.post("/config/reload")
+    def reload_config() -> Ack:
+        backend.reload_config()
+        return Ack(message="configuration reloaded")
+
+    @api.get("/events")
+    async def events() -> StreamingResponse:
+        return StreamingResponse(
+            _stream(backend.events),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    return api
+
+
+async def _stream(bus: EventBus) -> AsyncIterator[bytes]:
+    subscription = bus.subscribe()
+    yield SSE_KEEPALIVE
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(subscription), KEEPALIVE_S)
+            except TimeoutError:
+                yield SSE_KEEPALIVE
+                continue
+            except StopAsyncIteration:
+                return
+            yield format_sse(event)
+    finally:
+        await subscription.aclose()
