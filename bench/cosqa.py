@@ -46,11 +46,16 @@ def main() -> None:
         queries = load(corpus)
         ws = Workspace(Path(tmp) / "home", LocalEmbedder(MODEL))
         ws.build(corpus)
-        ranks: dict[str, list[int | None]] = {"lexical": [], "semantic": [], "hybrid": [], "rrf": []}
+        ranks: dict[str, list[int | None]] = {
+            "lexical": [],
+            "semantic": [],
+            "hybrid": [],
+            "rrf": [],
+        }
         for query, relevant in queries:
             lists = {}
             for mode in ("lexical", "semantic", "hybrid"):
-                hits = ws.search(query, mode, limit=100)  # type: ignore[arg-type]
+                hits = ws.search(query, mode, limit=100)
                 lists[mode] = [h.chunk.path for h in hits]
                 ranks[mode].append(first_relevant_rank(lists[mode][:10], relevant))
             fused = rrf([lists["lexical"], lists["semantic"]])

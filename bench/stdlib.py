@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ EXCLUDE = [
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -75,9 +74,9 @@ def main() -> None:
             "raw_tantivy_s": raw_s,
             "ratio": times.lexical_s / raw_s,
         }
-        texts = [
-            f"{r.header}\n{r.text}"[:EMBED_TEXT_CHARS] for r in ws.store.iter_chunks()
-        ][: args.embed_sample]
+        texts = [f"{r.header}\n{r.text}"[:EMBED_TEXT_CHARS] for r in ws.store.iter_chunks()][
+            : args.embed_sample
+        ]
         local = LocalEmbedder(MODEL)
         local.embed(texts[:64])
         started = time.perf_counter()
@@ -97,7 +96,7 @@ def main() -> None:
             relevant = {str(root / p) for p in q["relevant"]}
             for mode in ("lexical", "semantic", "hybrid"):
                 started = time.perf_counter()
-                hits = ws.search(q["query"], mode, limit=10)  # type: ignore[arg-type]
+                hits = ws.search(q["query"], mode, limit=10)
                 latency[mode].append((time.perf_counter() - started) * 1000)
                 rank = first_relevant_rank([h.chunk.path for h in hits], relevant)
                 for style in ("all", q["style"]):
@@ -107,7 +106,9 @@ def main() -> None:
         rows = {mode: summarize(r) for mode, r in by_mode.items()}
         n = len(next(iter(by_mode.values())))
         print_table(f"stdlib retrieval, {style} queries ({n})", rows)
-        results[f"retrieval_{style}"] = {f"{m}_{k}": v for m, row in rows.items() for k, v in row.items()}
+        results[f"retrieval_{style}"] = {
+            f"{m}_{k}": v for m, row in rows.items() for k, v in row.items()
+        }
     lat = {
         mode: {"p50_ms": percentile(v, 0.5), "p95_ms": percentile(v, 0.95)}
         for mode, v in latency.items()

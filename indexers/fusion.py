@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 _CODE_TOKEN = re.compile(
     r"[A-Za-z]+_[A-Za-z0-9_]+|[a-z]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[a-z]+\w*|\w+\.\w+|\w+\(|::"
@@ -104,9 +107,9 @@ def fuse(
     return fused
 
 
-def rrf(rankings: list[list[int]], k: float = 60.0) -> dict[int, float]:
+def rrf(rankings: list[list[K]], k: float = 60.0) -> dict[K, float]:
     """Plain reciprocal rank fusion, kept as the baseline the benchmarks compare with."""
-    out: dict[int, float] = {}
+    out: dict[K, float] = {}
     for ranking in rankings:
         for rank, cid in enumerate(ranking):
             out[cid] = out.get(cid, 0.0) + 1.0 / (k + rank + 1)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import pytest
+
 from labmind.daemon.events import SSE_KEEPALIVE, EventBus, format_sse
 
 T = TypeVar("T")

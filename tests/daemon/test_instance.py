@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from labmind.daemon.instance import AlreadyRunning, acquire, is_answering, read_pid
 from labmind.daemon.paths import Paths
 from labmind.daemon.transport import bind_unix_socket

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import platformdirs
 import pytest
+
 from labmind.daemon import paths as paths_module
 from labmind.daemon.paths import MAX_SOCKET_PATH_BYTES, InsecureRuntimeDir, Paths
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from labmind.daemon.paths import Paths
 from labmind.daemon.transport import (
     PeerCheckedH11Protocol,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +35,9 @@ class Lab:
     def paths(self) -> Paths:
         return Paths.resolve(self.env)
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [*CLI, *args],
             env=self.env,
@@ -84,19 +87,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, every: floa
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     home = Path(tempfile.mkdtemp(prefix="lm-", dir="/tmp"))
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("LABMIND_", "XDG_RUNTIME"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABMIND_", "XDG_RUNTIME"))}
     env.update(LABMIND_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     lab = Lab(home, env)
     yield lab
     lab.stop()
     pid_file = lab.paths.pid_file
     if pid_file.exists():
-        try:
+        with contextlib.suppress(ValueError, ProcessLookupError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError):
-            pass
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ FILES = {
                 prev = cur
             return prev[-1]
         ''',
-    "io/tables.py": '''
+    "io/tables.py": """
         import csv
 
 
@@ -35,8 +35,8 @@ FILES = {
                 writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-        ''',
-    "train/schedule.py": '''
+        """,
+    "train/schedule.py": """
         import math
 
 
@@ -45,8 +45,8 @@ FILES = {
                 return base_lr * step / warmup
             progress = (step - warmup) / max(1, total - warmup)
             return 0.5 * base_lr * (1 + math.cos(math.pi * progress))
-        ''',
-    "web/fetch.js": '''
+        """,
+    "web/fetch.js": """
         async function fetchJsonWithRetry(url, attempts = 3) {
           for (let i = 0; i < attempts; i++) {
             const res = await fetch(url);
@@ -54,7 +54,7 @@ FILES = {
           }
           throw new Error("gave up on " + url);
         }
-        ''',
+        """,
 }
 
 
@@ -119,7 +119,9 @@ def test_filters_and_listing(lexical_lab: Lab, tmp_path: Path) -> None:
     assert [r["path"] for r in roots] == [str(project.resolve())]
     assert roots[0]["files"] == len(FILES)
     assert lexical_lab.search("rows", "--path", "io/*")
-    assert all(h["path"].endswith("tables.py") for h in lexical_lab.search("rows", "--path", "io/*"))
+    assert all(
+        h["path"].endswith("tables.py") for h in lexical_lab.search("rows", "--path", "io/*")
+    )
     assert lexical_lab.search("rows", "--lang", "go") == []
     lexical_lab.cli("watch", "rm", str(project))
     assert lexical_lab.json("watch", "ls") == []

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from labmind.indexers.chunk import Chunk
 from labmind.indexers.chunking import MAX_LINES, chunk_text
 from labmind.indexers.chunking.lines import MAX_CHUNK_CHARS

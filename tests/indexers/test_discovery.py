@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from labmind.indexers.discovery import iter_files
 from labmind.indexers.ignore import IgnoreRules
 

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import psutil
 import pytest
+
 from labmind.indexers.embedder import (
     DEFAULT_MODEL,
     Embedder,
@@ -84,9 +85,12 @@ def test_hash_embedder_is_a_deterministic_fake() -> None:
     assert vectors.shape == (4, 32)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(vectors, HashEmbedder(dim=32).embed(
-        ["open file read lines", "read lines of a file", "sort scores", ""]
-    ))
+    np.testing.assert_array_equal(
+        vectors,
+        HashEmbedder(dim=32).embed(
+            ["open file read lines", "read lines of a file", "sort scores", ""]
+        ),
+    )
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
     assert fake.embed([]).shape == (0, 32)
 

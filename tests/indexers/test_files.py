@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from labmind.indexers.files import Skip, SourceFile, read_source
 
 LIMIT = 1_000_000

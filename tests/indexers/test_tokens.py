@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from labmind.indexers.tokens import MAX_TOKEN_CHARS, analyze, code_terms, path_terms
 
 

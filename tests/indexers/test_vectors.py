@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from labmind.indexers.chunk import content_key
 from labmind.indexers.vectors import VectorIndex, VectorIndexError, keys_checksum
 
