@@ -174,6 +174,7 @@ class Daemon:
             self.events.publish({"type": "alert", "message": str(exc)})
 
     def _on_batch(self, batch: ChangeBatch) -> None:
+        log.debug("watcher: %s", batch)
         for root in batch.root_gone:
             row = self.store.root(str(root))
             if row is not None:

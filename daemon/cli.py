@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,22 +140,8 @@ def _connect(ctx: typer.Context) -> DaemonClient:
     session = _session(ctx)
     if not session.autostart or is_answering(session.paths.socket_path):
         return connect(session.paths, autostart=False)
-    with _spinner("starting the labmind daemon"):
+    with render.spinner("starting the labmind daemon"):
         return connect(session.paths, autostart=True)
-
-
-@contextlib.contextmanager
-def _spinner(text: str) -> Iterator[None]:
-    console = render.stderr()
-    if not console.is_terminal:
-        yield
-        return
-    with console.status(text):
-        yield
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _existing(path: str, *, folder: bool) -> str:
@@ -193,7 +177,7 @@ def start(ctx: typer.Context) -> None:
         pid = read_pid(paths)
         typer.echo(f"labmind daemon already running (pid {pid})")
         return
-    with _spinner("starting the labmind daemon"):
+    with render.spinner("starting the labmind daemon"):
         pid = start_background(paths)
     typer.echo(f"labmind daemon started (pid {pid})")
 
@@ -201,7 +185,7 @@ def start(ctx: typer.Context) -> None:
 @app.command("stop")
 def stop_command(ctx: typer.Context) -> None:
     """Stop the daemon."""
-    with _spinner("stopping the labmind daemon"):
+    with render.spinner("stopping the labmind daemon"):
         stopped = stop(_session(ctx).paths)
     typer.echo("labmind daemon stopped" if stopped else "no labmind daemon was running")
 
@@ -215,10 +199,10 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     except DaemonUnavailable:
         if not as_json:
             raise
-        _print_json({"running": False})
+        render.print_json({"running": False})
         raise typer.Exit(1) from None
     if as_json:
-        _print_json({"running": True, **info.model_dump()})
+        render.print_json({"running": True, **info.model_dump()})
     else:
         render.stdout().print(render.status_table(info))
 
@@ -241,7 +225,7 @@ def watch_ls(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with _connect(ctx) as client:
         roots = client.watches()
     if as_json:
-        _print_json([root.model_dump() for root in roots])
+        render.print_json([root.model_dump() for root in roots])
     elif not roots:
         typer.echo("no folders are watched; add one with `labmind watch add PATH`")
     else:
@@ -274,13 +258,13 @@ def index(
         job = client.index(roots, rebuild=rebuild)
         if not wait:
             if as_json:
-                _print_json(job.model_dump())
+                render.print_json(job.model_dump())
             else:
                 typer.echo(f"index job {job.job_id} queued: {', '.join(job.roots) or 'nothing'}")
             return
         final = _wait_for_index(client, job.job_id)
     if as_json:
-        _print_json(final.model_dump())
+        render.print_json(final.model_dump())
     else:
         typer.echo(render.index_summary(final))
     if final.last_error:
@@ -332,7 +316,7 @@ def search(
             err=True,
         )
     if as_json:
-        _print_json([hit.model_dump(exclude_none=True) for hit in response.hits])
+        render.print_json([hit.model_dump(exclude_none=True) for hit in response.hits])
     elif not response.hits:
         typer.echo(f"no results for {query!r}", err=True)
     else:
@@ -376,7 +360,7 @@ def skipped(
     with _connect(ctx) as client:
         files = client.skipped(folder)
     if as_json:
-        _print_json([item.model_dump() for item in files])
+        render.print_json([item.model_dump() for item in files])
     elif not files:
         typer.echo("no files were skipped")
     else:
@@ -391,7 +375,7 @@ def config_show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The whole configuration, defaults included."""
     data = config_as_dict(load_config(_session(ctx).paths.config_file))
     if as_json:
-        _print_json(data)
+        render.print_json(data)
     else:
         typer.echo(tomli_w.dumps(data).rstrip("\n"))
 
@@ -400,7 +384,7 @@ def config_show(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def config_get(ctx: typer.Context, key: str) -> None:
     """One setting (`index.debounce_ms`) or a whole section."""
     config = load_config(_session(ctx).paths.config_file)
-    typer.echo(_format_value(get_value(config, key)))
+    typer.echo(render.value(get_value(config, key)))
 
 
 @config_app.command("set")
@@ -408,7 +392,7 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
     """Change one setting; a running daemon reloads it."""
     paths = _session(ctx).paths
     config = set_value(paths.config_file, key, value)
-    typer.echo(f"{key} = {_format_value(get_value(config, key))}")
+    typer.echo(f"{key} = {render.value(get_value(config, key))}")
     if not is_answering(paths.socket_path):
         return
     try:
@@ -418,12 +402,6 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
         return
     except DaemonError as exc:
         raise CliError(f"saved, but the daemon did not take the change: {exc}") from None
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
 
 
 def main() -> None:

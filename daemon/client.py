@@ -6,7 +6,7 @@ Kept light on purpose (httpx and pydantic only): the GUI imports it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -121,8 +121,8 @@ class DaemonClient:
     def reload_config(self) -> Ack:
         return self._model(Ack, "POST", "/config/reload")
 
-    def events(self) -> Iterator[Event]:
-        """The daemon's event stream, until it ends or the iterator is closed."""
+    def events(self) -> Generator[Event, None, None]:
+        """The daemon's event stream, until it ends or the generator is closed."""
         timeout = httpx.Timeout(self.timeout, read=None)
         try:
             with self._http.stream("GET", "/events", timeout=timeout) as response:

@@ -363,6 +363,12 @@ class IndexService:
         self.on_committed()
 
     def _apply_paths(self, task: _Paths) -> None:
+        log.debug(
+            "changes: %d changed, %d deleted, %d folders deleted",
+            len(task.changed),
+            len(task.deleted),
+            len(task.deleted_dirs),
+        )
         roots = self.store.roots()
         by_root: dict[int, tuple[Root, list[Path], list[str]]] = {}
 

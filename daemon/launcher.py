@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .client import DaemonClient, DaemonError, DaemonUnavailable
 from .instance import is_answering, read_pid
-from .paths import Paths
+from .paths import HOME_ENV, Paths
 
 POLL_S = 0.05
 LOG_TAIL_LINES = 20
@@ -41,6 +41,7 @@ def daemon_command() -> list[str]:
 
 def start_background(paths: Paths, *, timeout_s: float = 60) -> int:
     """Start `labmind daemon` detached from this terminal; its pid once it answers."""
+    env = _child_env(paths)
     paths.ensure_dirs()
     log_start = _size(paths.log_file)
     with (
@@ -52,6 +53,7 @@ def start_background(paths: Paths, *, timeout_s: float = 60) -> int:
             stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
             close_fds=True,
         )
@@ -109,6 +111,20 @@ def _terminate(pid: int, *, asked: bool, timeout_s: float) -> None:
             os.kill(pid, sig)
         if _wait(lambda: _exited(pid), grace):
             return
+
+
+def _child_env(paths: Paths) -> dict[str, str]:
+    """This process's environment, with `LABMIND_HOME` set if `paths` need it."""
+    env = dict(os.environ)
+    if Paths.resolve(env) == paths:
+        return env
+    env[HOME_ENV] = str(paths.config_dir.parent)
+    if Paths.resolve(env) == paths:
+        return env
+    raise ValueError(
+        f"cannot start a daemon for {paths}: they are neither this environment's paths "
+        f"nor those of a {HOME_ENV}"
+    )
 
 
 def _exited(pid: int) -> bool:

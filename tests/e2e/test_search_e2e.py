@@ -88,7 +88,8 @@ def test_index_wait_then_describe_a_function(lab: Lab, tmp_path: Path) -> None:
     assert hits[0]["path"].endswith("train/schedule.py")
     hits = lab.search("write dictionaries to a csv file")
     assert hits[0]["path"].endswith("io/tables.py")
-    assert hits[0]["start_line"] == 8, "the save_rows chunk, not the file start"
+    lines = (project / "io/tables.py").read_text().splitlines()
+    assert hits[0]["start_line"] == lines.index("def save_rows(path, rows):") + 1
 
     js = lab.search("retry fetch json", "--lang", "javascript")
     assert [h["path"] for h in js] == [str(project / "web/fetch.js")]
@@ -101,14 +102,15 @@ def test_saved_file_becomes_searchable(lexical_lab: Lab, tmp_path: Path) -> None
     new = project / "fresh.py"
     new.write_text("def quaternion_slerp(q0, q1, t):\n    return q0\n")
 
-    def found() -> bool:
-        return any(h["path"] == str(new) for h in lexical_lab.search("quaternion_slerp"))
+    def paths(query: str) -> list[str]:
+        return [h["path"] for h in lexical_lab.search(query)]
 
-    assert wait_until(found, timeout=20)
+    assert wait_until(lambda: str(new) in paths("quaternion_slerp"), timeout=20)
     new.write_text("def dual_number_jvp(f, x):\n    return f(x)\n")
-    assert wait_until(lambda: not lexical_lab.search("quaternion_slerp"), timeout=20)
+    assert wait_until(lambda: str(new) in paths("dual_number_jvp"), timeout=20)
+    assert str(new) not in paths("quaternion_slerp")
     new.unlink()
-    assert wait_until(lambda: not lexical_lab.search("dual_number_jvp"), timeout=20)
+    assert wait_until(lambda: str(new) not in paths("dual_number_jvp"), timeout=20)
 
 
 def test_filters_and_listing(lexical_lab: Lab, tmp_path: Path) -> None:
