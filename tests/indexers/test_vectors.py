@@ -16,14 +16,15 @@ F16_TOLERANCE = 3e-3
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int = DIM) -> npt.NDArray[np.float32]:
     rows = rng.standard_normal((n, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: npt.NDArray[np.float32] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit.astype(np.float32)
 
 
 def clustered(rng: np.random.Generator, n: int, clusters: int = 40) -> npt.NDArray[np.float32]:
     centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
     rows = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM))
-    rows = rows.astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: npt.NDArray[np.float32] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit.astype(np.float32)
 
 
 def random_keys(rng: np.random.Generator, n: int) -> npt.NDArray[np.int64]:
@@ -71,7 +72,9 @@ def test_vectors_are_compared_by_direction(rng: np.random.Generator) -> None:
     index = VectorIndex(DIM)
     row = unit_rows(rng, 1)
     index.add([7], row * 5.0)
-    assert index.search(row[0] * 0.1, 1) == [(7, pytest.approx(1.0, abs=F16_TOLERANCE))]
+    [(key, sim)] = index.search(row[0] * 0.1, 1)
+    assert key == 7
+    assert sim == pytest.approx(1.0, abs=F16_TOLERANCE)
     assert index.search(-row[0], 1)[0][1] == pytest.approx(-1.0, abs=F16_TOLERANCE)
 
 
@@ -84,8 +87,9 @@ def test_readding_a_key_replaces_its_vector(rng: np.random.Generator) -> None:
     index.add(keys[:1], replacement)
     index.add(keys[1:3], rows[1:3])
     assert len(index) == 50
-    top = index.search(replacement[0], 1)
-    assert top[0] == (int(keys[0]), pytest.approx(1.0, abs=F16_TOLERANCE))
+    [(key, sim)] = index.search(replacement[0], 1)
+    assert key == int(keys[0])
+    assert sim == pytest.approx(1.0, abs=F16_TOLERANCE)
     sims = index.similarities(replacement[0], keys[:1])
     assert sims[int(keys[0])] == pytest.approx(1.0, abs=F16_TOLERANCE)
 
