@@ -54,7 +54,7 @@ unit: venv
 test: lint typecheck unit
 
 bench: venv
-	$(BIN)/python -m bench.run_all
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) .typecheck .mypy_cache .ruff_cache .pytest_cache

@@ -70,7 +70,18 @@ PROJECT_FILES = [
     ),
     *(
         f"{name}.py"
-        for name in ("textwrap", "shlex", "csv", "fnmatch", "glob", "base64", "string", "heapq")
+        for name in (
+            "textwrap",
+            "shlex",
+            "csv",
+            "fnmatch",
+            "glob",
+            "base64",
+            "string",
+            "heapq",
+            "bisect",
+            "calendar",
+        )
     ),
 ]
 PHRASES = [
@@ -270,10 +281,22 @@ def queries(files: list[Path], count: int) -> list[str]:
     return [*PHRASES, *names[::step]][:count]
 
 
-def query_latency(daemon: Daemon, files: list[Path]) -> dict[str, dict[str, float]]:
+def wait_embedded(client: DaemonClient, timeout_s: float = 900) -> float:
+    """Seconds until every chunk has its vector (the probes and edits leave a backlog)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        info = client.status()
+        if not info.indexing and info.pending_files == 0 and info.embedded >= info.embed_total:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - started
+
+
+def query_latency(daemon: Daemon, files: list[Path]) -> tuple[dict[str, dict[str, float]], float]:
     texts = queries(files, 50)
     rows: dict[str, dict[str, float]] = {}
     with daemon.client() as client:
+        backlog_s = wait_embedded(client)
         started = time.perf_counter()
         client.search(SearchRequest(query="warm up the embedder", mode="hybrid", limit=10))
         warmup_ms = (time.perf_counter() - started) * 1000
@@ -302,10 +325,12 @@ def query_latency(daemon: Daemon, files: list[Path]) -> dict[str, dict[str, floa
         "daemon_p50_ms": 0.0,
         "daemon_p95_ms": 0.0,
     }
-    return rows
+    return rows, backlog_s
 
 
-def idle_daemon(daemon: Daemon, project: Path, idle_s: float) -> dict[str, dict[str, float]]:
+def idle_daemon(
+    daemon: Daemon, project: Path, idle_s: float
+) -> tuple[dict[str, dict[str, float]], list[str]]:
     index_s = daemon.index(project)
     with daemon.client() as client:
         waited = time.perf_counter()
@@ -321,9 +346,11 @@ def idle_daemon(daemon: Daemon, project: Path, idle_s: float) -> dict[str, dict[
     rss = process.memory_info().rss
     children = process.children(recursive=True)
     children_rss = 0
+    commands: list[str] = []
     for child in children:
         with contextlib.suppress(psutil.Error):
             children_rss += child.memory_info().rss
+            commands.append(" ".join(child.cmdline()))
     with daemon.client() as client:
         info = client.status()
     return {
@@ -339,7 +366,7 @@ def idle_daemon(daemon: Daemon, project: Path, idle_s: float) -> dict[str, dict[
             "files": info.files,
             "chunks": info.chunks,
         }
-    }
+    }, commands
 
 
 def main() -> None:
@@ -348,7 +375,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--idle-s", type=float, default=60.0)
     args = parser.parse_args()
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, object] = {}
     workdir = Path(tempfile.mkdtemp(prefix="lmb-project-", dir="/tmp"))
     daemons: list[Daemon] = []
     try:
@@ -360,7 +387,7 @@ def main() -> None:
         index_s = first.index(project)
         with first.client() as client:
             info = client.status()
-        results["index"] = {
+        indexed = {
             "project": {
                 "files": info.files,
                 "chunks": info.chunks,
@@ -368,23 +395,29 @@ def main() -> None:
                 "index_wait_s": index_s,
             }
         }
-        print_table("Initial index (CLI `index --wait`, embeddings on)", results["index"])
-        results["save_to_searchable"] = save_latency(first, project, files, args.samples)
+        results["index"] = indexed
+        print_table("Initial index (CLI `index --wait`, embeddings on)", indexed)
+        saves = save_latency(first, project, files, args.samples)
+        results["save_to_searchable"] = saves
         print_table(
-            "Save -> searchable latency (lexical, polled every 10 ms through the API)",
-            results["save_to_searchable"],
+            "Save -> searchable latency (lexical, polled every 10 ms through the API)", saves
         )
-        results["query_latency"] = query_latency(first, files)
-        print_table("Warm query latency through the API (limit 10)", results["query_latency"])
+        searches, backlog_s = query_latency(first, files)
+        results["query_latency"] = searches
+        results["embedding_backlog_wait_s"] = backlog_s
+        print(f"\n(waited {backlog_s:.1f} s for the embedding backlog before measuring queries)")
+        print_table("Warm query latency through the API (limit 10)", searches)
         first.stop()
 
         second = Daemon.create("[embedder]\nidle_timeout_s = 5.0\n")
         daemons.append(second)
         second.start()
-        results["idle"] = idle_daemon(second, project, args.idle_s)
-        print_table(
-            f"Idle daemon over {args.idle_s:g} s (embedder idle timeout 5 s)", results["idle"]
-        )
+        idle, children = idle_daemon(second, project, args.idle_s)
+        results["idle"] = idle
+        results["idle_children"] = children
+        print_table(f"Idle daemon over {args.idle_s:g} s (embedder idle timeout 5 s)", idle)
+        for command in children:
+            print(f"idle daemon child: {command[:160]}")
         second.stop()
     finally:
         for daemon in daemons:
