@@ -80,7 +80,8 @@ class WorkerEmbedder:
 
     The child is (re)started transparently by the next request after it exits on its
     own. If it dies while answering, that request raises ``EmbedderError`` and the
-    next one starts a fresh child. Safe to call from several threads.
+    next one starts a fresh child. ``close()`` stops the child; a later request
+    starts a new one. Safe to call from several threads.
     """
 
     def __init__(
