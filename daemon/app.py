@@ -34,7 +34,7 @@ from .protocol import (
 )
 from .searching import SearchService, SearchUnavailable
 from .server import ApiError, create_api
-from .store import Store, StoreError
+from .store import Root, Store, StoreError
 from .transport import bind_unix_socket, serve
 from .watcher import ChangeBatch, Watcher, WatchError
 
@@ -218,18 +218,16 @@ class Daemon:
             self._loop.call_soon_threadsafe(self._stop.set)
 
     def watches(self) -> list[WatchRoot]:
-        out = []
-        for root in self.store.roots():
-            out.append(
-                WatchRoot(
-                    path=root.path,
-                    added_at=root.added_at,
-                    files=len(self.store.file_states(root.id)),
-                    skipped=len(self.store.skipped(root.id)),
-                    error=root.error,
-                )
-            )
-        return out
+        return [self._root_info(root) for root in self.store.roots()]
+
+    def _root_info(self, root: Root) -> WatchRoot:
+        return WatchRoot(
+            path=root.path,
+            added_at=root.added_at,
+            files=self.store.file_count(root.id),
+            skipped=self.store.skipped_count(root.id),
+            error=root.error,
+        )
 
     def watch_add(self, path: str) -> WatchRoot:
         folder = _real(path)
@@ -239,7 +237,7 @@ class Daemon:
             raise ApiError(400, f"{path} is labmind's own data folder; watch your code instead")
         for root in self.store.roots():
             if _inside(folder, root.path):
-                return self._root_info(root.path)
+                return self._root_info(root)
         for root in self.store.roots():
             if _inside(root.path, folder):
                 self.watch_remove(root.path)
@@ -247,10 +245,7 @@ class Daemon:
         self._watch(folder)
         self.indexer.scan([folder])
         self.events.publish({"type": "watch", "path": folder, "added": True})
-        return self._root_info(root_row.path)
-
-    def _root_info(self, path: str) -> WatchRoot:
-        return next(w for w in self.watches() if w.path == path)
+        return self._root_info(root_row)
 
     def watch_remove(self, path: str) -> bool:
         folder = _real(path)

@@ -29,7 +29,7 @@ from labmind.indexers.lexical import LexicalDoc, LexicalIndex, LexicalIndexError
 
 from .config import IndexConfig
 from .events import EventBus
-from .store import ChunkRow, FileUpdate, Root, Store
+from .store import ChunkRecord, ChunkRow, FileUpdate, Root, Store
 
 log = logging.getLogger("labmind.indexing")
 
@@ -85,6 +85,20 @@ def chunk_id(path: str, chunk: Chunk, key: int) -> int:
     """A stable id for a chunk: the same chunk of the same file keeps its id."""
     raw = f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode("utf-8", "replace")
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
+
+
+def lexical_doc(chunk: ChunkRow | ChunkRecord, path: str, relative: str, mtime: int) -> LexicalDoc:
+    """The Tantivy document of a stored chunk: header and text as body, path boosted."""
+    return LexicalDoc(
+        chunk_id=chunk.id,
+        path=path,
+        kind=chunk.kind,
+        language=chunk.language,
+        mtime=mtime,
+        body=f"{chunk.header}\n{chunk.text}",
+        symbol=chunk.symbol or "",
+        path_text=relative,
+    )
 
 
 class IndexService:
@@ -286,19 +300,18 @@ class IndexService:
             return
         limit = int(self.config.max_file_size_mb * 1024 * 1024)
         source = read_source(path, limit)
+        state = self.store.file_state(key)
         if not isinstance(source, SourceFile):
             self.store.record_skip(root.id, key, source.reason)
-            if self.store.file_state(key) is not None:
+            if state is not None:
                 pending.deletions.append(key)
             self.events.publish({"type": "skipped", "path": key, "reason": source.reason})
             return
-        state = self.store.file_state(key)
         if state is not None and state.sha256 == source.sha256:
             self.store.touch_file(key, source.size, source.mtime_ns)
             return
         relative = os.path.relpath(key, root.path)
         rows: list[ChunkRow] = []
-        docs: list[LexicalDoc] = []
         mtime = source.mtime_ns // 1_000_000_000
         for chunk in chunk_text(source.text, language):
             header = chunk.header(relative)
@@ -317,18 +330,6 @@ class IndexService:
                     vec_key=vec_key,
                 )
             )
-            docs.append(
-                LexicalDoc(
-                    chunk_id=cid,
-                    path=key,
-                    kind="code",
-                    language=chunk.language,
-                    mtime=mtime,
-                    body=f"{header}\n{chunk.text}",
-                    symbol=chunk.symbol or "",
-                    path_text=relative,
-                )
-            )
         pending.updates.append(
             FileUpdate(
                 root_id=root.id,
@@ -340,7 +341,7 @@ class IndexService:
                 chunks=rows,
             )
         )
-        pending.docs[key] = docs
+        pending.docs[key] = [lexical_doc(row, key, relative, mtime) for row in rows]
 
     def _commit(self, pending: _Pending) -> None:
         if not pending.updates and not pending.deletions:
@@ -435,18 +436,8 @@ class IndexService:
                 self.lexical.replace_file(current, docs)
                 docs = []
             current = rec.path
-            docs.append(
-                LexicalDoc(
-                    chunk_id=rec.id,
-                    path=rec.path,
-                    kind=rec.kind,
-                    language=rec.language,
-                    mtime=int(rec.mtime),
-                    body=f"{rec.header}\n{rec.text}",
-                    symbol=rec.symbol or "",
-                    path_text=os.path.relpath(rec.path, rec.root),
-                )
-            )
+            relative = os.path.relpath(rec.path, rec.root)
+            docs.append(lexical_doc(rec, rec.path, relative, int(rec.mtime)))
         if current is not None:
             self.lexical.replace_file(current, docs)
         self.lexical.commit()

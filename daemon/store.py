@@ -314,8 +314,11 @@ class Store:
     def chunk_count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
-    def file_count(self) -> int:
-        return int(self._conn().execute("SELECT count(*) FROM files").fetchone()[0])
+    def file_count(self, root_id: int | None = None) -> int:
+        if root_id is None:
+            return int(self._conn().execute("SELECT count(*) FROM files").fetchone()[0])
+        row = self._conn().execute("SELECT count(*) FROM files WHERE root_id=?", (root_id,))
+        return int(row.fetchone()[0])
 
     def iter_chunks(self) -> Iterator[ChunkRecord]:
         """Every chunk, for rebuilding the lexical index without re-reading files."""
@@ -394,8 +397,11 @@ class Store:
             )
         return [Skip(*r) for r in rows]
 
-    def skipped_count(self) -> int:
-        return int(self._conn().execute("SELECT count(*) FROM skipped").fetchone()[0])
+    def skipped_count(self, root_id: int | None = None) -> int:
+        if root_id is None:
+            return int(self._conn().execute("SELECT count(*) FROM skipped").fetchone()[0])
+        row = self._conn().execute("SELECT count(*) FROM skipped WHERE root_id=?", (root_id,))
+        return int(row.fetchone()[0])
 
 
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
