@@ -399,13 +399,12 @@ class IndexService:
             if root is None:
                 continue
             prefix = str(folder).rstrip("/") + "/"
-            gone = [p for p in self.store.file_states(root.id) if p.startswith(prefix)]
+            gone = self.store.paths_under(prefix)
             by_root.setdefault(root.id, (root, [], []))[2].extend(gone)
         for root, changed, deleted in by_root.values():
             present = [p for p in changed if p.is_file()]
             missing = [str(p) for p in changed if not p.is_file()]
-            known = self.store.file_states(root.id)
-            gone = [p for p in {*deleted, *missing} if p in known]
+            gone = self.store.indexed_paths({*deleted, *missing})
             self._index_files(root, present, gone)
 
     def _forget(self, root: str) -> None:

@@ -237,6 +237,17 @@ class Store:
         )
         return None if row is None else FileState(*row)
 
+    def indexed_paths(self, paths: Iterable[str]) -> list[str]:
+        """Those of `paths` that are indexed."""
+        return [p for p in paths if self.file_state(p) is not None]
+
+    def paths_under(self, prefix: str) -> list[str]:
+        """Indexed files whose path starts with `prefix` (a folder with its trailing slash)."""
+        rows = self._conn().execute(
+            "SELECT path FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return [str(r[0]) for r in rows]
+
     def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""
         with self._tx() as tx:
