@@ -16,6 +16,7 @@ from labmind.indexers.embedder_worker import WorkerEmbedder
 from labmind.indexers.lexical import LexicalIndex, LexicalIndexError
 
 from . import __version__
+from .chats import ChatService
 from .config import Config, ConfigError, load_config
 from .embedding import EmbeddingService
 from .events import EventBus
@@ -23,6 +24,9 @@ from .indexing import IndexService
 from .instance import AlreadyRunning, acquire
 from .paths import InsecureRuntimeDir, Paths
 from .protocol import (
+    ChatDetail,
+    ChatSummary,
+    ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
@@ -31,6 +35,7 @@ from .protocol import (
     SkippedFile,
     StatusInfo,
     WatchRoot,
+    WhyResponse,
 )
 from .searching import SearchService, SearchUnavailable
 from .server import ApiError, create_api
@@ -97,6 +102,7 @@ class Daemon:
             lexical_error=lambda: self.indexer.lexical_error,
         )
         self.watcher = Watcher(self._on_batch, debounce_s=config.index.debounce_ms / 1000)
+        self.chats = ChatService(self.indexer, self.events, config.chats)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -111,6 +117,7 @@ class Daemon:
             self.embedding.start()
         self.indexer.start()
         self.watcher.start()
+        self.chats.start()
         roots = [r.path for r in self.store.roots()]
         for root in roots:
             self._watch(root)
@@ -122,6 +129,7 @@ class Daemon:
     def stop(self) -> None:
         """Stop the watcher, finish and commit the batch in hand, save vectors."""
         self.watcher.stop()
+        self.chats.stop()
         self.indexer.stop()
         if self.embedding is not None:
             self.embedding.stop()
@@ -203,6 +211,7 @@ class Daemon:
             roots=len(self.store.roots()),
             files=self.store.file_count(),
             chunks=self.store.chunk_count(),
+            conversations=self.chats.store.count(),
             embedded=done,
             embed_total=total,
             pending_files=self.indexer.progress.pending_files,
@@ -312,6 +321,21 @@ class Daemon:
             SkippedFile(path=s.path, reason=s.reason, at=s.at) for s in self.store.skipped(root_id)
         ]
 
+    def import_chats(self, path: str) -> ImportStatus:
+        return self.chats.import_chats(path)
+
+    def import_status(self, job_id: int) -> ImportStatus:
+        return self.chats.import_status(job_id)
+
+    def chats_list(self, limit: int, offset: int) -> list[ChatSummary]:
+        return self.chats.chats(limit, offset)
+
+    def chat(self, chat_id: str) -> ChatDetail:
+        return self.chats.chat(chat_id)
+
+    def why(self, path: str, line: int | None) -> WhyResponse:
+        return self.chats.why(path, line)
+
     def reload_config(self) -> None:
         try:
             config = load_config(self.paths.config_file)
@@ -320,6 +344,7 @@ class Daemon:
         self.config = config
         self.searcher.default_mode = config.search.default_mode
         self.indexer.reconfigure(config.index)
+        self.chats.reconfigure(config.chats)
         roots = [r.path for r in self.store.roots()]
         if roots:
             self.indexer.scan(roots)

@@ -7,7 +7,6 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -17,6 +16,16 @@ import typer
 from typer.core import TyperGroup
 
 from . import cli_render as render
+from .cli_chats import chats_app, import_command, why_command
+from .cli_session import (
+    NO_AUTOSTART_ENV,
+    CliError,
+    JsonOption,
+    Session,
+    connect_client,
+    existing_path,
+    session,
+)
 from .client import DaemonClient, DaemonError, DaemonUnavailable, connect
 from .config import ConfigError, config_as_dict, get_value, load_config, set_value
 from .instance import AlreadyRunning, is_answering, read_pid
@@ -26,11 +35,6 @@ from .protocol import IndexProgress, Kind, Mode, SearchRequest
 
 POLL_S = 0.2
 DEBUG_ENV = "LABMIND_DEBUG"
-NO_AUTOSTART_ENV = "LABMIND_NO_AUTOSTART"
-
-
-class CliError(Exception):
-    """A one-line error for the user; the command exits 1."""
 
 
 _EXPECTED = (
@@ -104,14 +108,9 @@ watch_app = typer.Typer(help="Folders the daemon watches and indexes.", no_args_
 config_app = typer.Typer(help="Read and change config.toml.", no_args_is_help=True)
 app.add_typer(watch_app, name="watch")
 app.add_typer(config_app, name="config")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-
-
-@dataclass(frozen=True)
-class Session:
-    paths: Paths
-    autostart: bool
+app.add_typer(chats_app, name="chats")
+app.command("import")(import_command)
+app.command("why")(why_command)
 
 
 @app.callback()
@@ -129,35 +128,6 @@ def _options(
     ctx.obj = Session(paths=Paths.resolve(), autostart=not no_autostart)
 
 
-def _session(ctx: typer.Context) -> Session:
-    session = ctx.find_object(Session)
-    if session is None:
-        session = Session(paths=Paths.resolve(), autostart=True)
-    return session
-
-
-def _connect(ctx: typer.Context) -> DaemonClient:
-    session = _session(ctx)
-    if not session.autostart or is_answering(session.paths.socket_path):
-        return connect(session.paths, autostart=False)
-    with render.spinner("starting the labmind daemon"):
-        return connect(session.paths, autostart=True)
-
-
-def _existing(path: str, *, folder: bool) -> str:
-    """`path` as an absolute real path; it must exist (and be a folder if `folder`)."""
-    what = "folder" if folder else "file or folder"
-    try:
-        resolved = Path(path).expanduser().resolve(strict=True)
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such {what}") from None
-    except (OSError, RuntimeError) as exc:
-        raise CliError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if folder and not resolved.is_dir():
-        raise CliError(f"{path}: not a folder")
-    return str(resolved)
-
-
 # -- the daemon process -------------------------------------------------------------------
 
 
@@ -166,13 +136,13 @@ def run_foreground(ctx: typer.Context) -> None:
     """Run the daemon in the foreground (logs to stderr)."""
     from .app import run_daemon
 
-    raise typer.Exit(run_daemon(_session(ctx).paths))
+    raise typer.Exit(run_daemon(session(ctx).paths))
 
 
 @app.command()
 def start(ctx: typer.Context) -> None:
     """Start the daemon in the background."""
-    paths = _session(ctx).paths
+    paths = session(ctx).paths
     if is_answering(paths.socket_path):
         pid = read_pid(paths)
         typer.echo(f"labmind daemon already running (pid {pid})")
@@ -186,7 +156,7 @@ def start(ctx: typer.Context) -> None:
 def stop_command(ctx: typer.Context) -> None:
     """Stop the daemon."""
     with render.spinner("stopping the labmind daemon"):
-        stopped = stop(_session(ctx).paths)
+        stopped = stop(session(ctx).paths)
     typer.echo("labmind daemon stopped" if stopped else "no labmind daemon was running")
 
 
@@ -194,7 +164,7 @@ def stop_command(ctx: typer.Context) -> None:
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show whether the daemon runs, and what it has indexed."""
     try:
-        with connect(_session(ctx).paths, autostart=False) as client:
+        with connect(session(ctx).paths, autostart=False) as client:
             info = client.status()
     except DaemonUnavailable:
         if not as_json:
@@ -213,8 +183,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @watch_app.command("add")
 def watch_add(ctx: typer.Context, path: str) -> None:
     """Watch and index a folder."""
-    folder = _existing(path, folder=True)
-    with _connect(ctx) as client:
+    folder = existing_path(path, folder=True)
+    with connect_client(ctx) as client:
         root = client.watch_add(folder)
     typer.echo(f"watching {root.path}")
 
@@ -222,7 +192,7 @@ def watch_add(ctx: typer.Context, path: str) -> None:
 @watch_app.command("ls")
 def watch_ls(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List watched folders."""
-    with _connect(ctx) as client:
+    with connect_client(ctx) as client:
         roots = client.watches()
     if as_json:
         render.print_json([root.model_dump() for root in roots])
@@ -236,7 +206,7 @@ def watch_ls(ctx: typer.Context, as_json: JsonOption = False) -> None:
 def watch_rm(ctx: typer.Context, path: str) -> None:
     """Stop watching a folder and drop it from the index."""
     folder = os.path.realpath(Path(path).expanduser())
-    with _connect(ctx) as client:
+    with connect_client(ctx) as client:
         client.watch_remove(folder)
     typer.echo(f"no longer watching {folder}")
 
@@ -253,8 +223,8 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index folders now (a folder not yet watched is added)."""
-    roots = [_existing(path, folder=False) for path in paths or []]
-    with _connect(ctx) as client:
+    roots = [existing_path(path, folder=False) for path in paths or []]
+    with connect_client(ctx) as client:
         job = client.index(roots, rebuild=rebuild)
         if not wait:
             if as_json:
@@ -297,17 +267,17 @@ def search(
     since: Annotated[str | None, typer.Option(help="Changed since: 7d, 12h, 2026-01-01.")] = None,
 ) -> None:
     """Hybrid search over code, chats, runs and lessons."""
-    session = _session(ctx)
+    current = session(ctx)
     request = SearchRequest(
         query=query,
         kind=kind,
         mode=mode,
-        limit=limit or _default_limit(session.paths),
+        limit=limit or _default_limit(current.paths),
         path_glob=path,
         language=lang,
         since=None if since is None else parse_since(since),
     )
-    with _connect(ctx) as client:
+    with connect_client(ctx) as client:
         response = client.search(request)
     if response.mode != "lexical" and response.embedded < response.embed_total:
         typer.echo(
@@ -357,7 +327,7 @@ def skipped(
 ) -> None:
     """Files that were not indexed, and why."""
     folder = None if root is None else os.path.realpath(Path(root).expanduser())
-    with _connect(ctx) as client:
+    with connect_client(ctx) as client:
         files = client.skipped(folder)
     if as_json:
         render.print_json([item.model_dump() for item in files])
@@ -373,7 +343,7 @@ def skipped(
 @config_app.command("show")
 def config_show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The whole configuration, defaults included."""
-    data = config_as_dict(load_config(_session(ctx).paths.config_file))
+    data = config_as_dict(load_config(session(ctx).paths.config_file))
     if as_json:
         render.print_json(data)
     else:
@@ -383,14 +353,14 @@ def config_show(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @config_app.command("get")
 def config_get(ctx: typer.Context, key: str) -> None:
     """One setting (`index.debounce_ms`) or a whole section."""
-    config = load_config(_session(ctx).paths.config_file)
+    config = load_config(session(ctx).paths.config_file)
     typer.echo(render.value(get_value(config, key)))
 
 
 @config_app.command("set")
 def config_set(ctx: typer.Context, key: str, value: str) -> None:
     """Change one setting; a running daemon reloads it."""
-    paths = _session(ctx).paths
+    paths = session(ctx).paths
     config = set_value(paths.config_file, key, value)
     typer.echo(f"{key} = {render.value(get_value(config, key))}")
     if not is_answering(paths.socket_path):

@@ -98,6 +98,7 @@ def status_table(info: StatusInfo) -> Table:
         ("folders", str(info.roots)),
         ("files", f"{info.files} indexed, {info.pending_files} pending, {info.skipped} skipped"),
         ("chunks", str(info.chunks)),
+        ("chats", f"{info.conversations} conversations"),
         ("vectors", f"{info.embedded}/{info.embed_total} embedded"),
         ("indexing", "yes" if info.indexing else "no"),
         ("model", f"{info.model} ({'loaded' if info.embedder_loaded else 'not loaded'})"),
@@ -131,20 +132,31 @@ def skipped_table(files: Iterable[SkippedFile]) -> Table:
 
 def print_hits(console: Console, hits: Iterable[SearchHit]) -> None:
     for hit in hits:
+        if hit.kind == "chat" and hit.chat_id:
+            where = f"chat {hit.chat_id[:12]} message #{hit.start_line}"
+        else:
+            where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
         header = Text.assemble(
-            (f"{hit.path}:{hit.start_line}-{hit.end_line}", "bold cyan"),
+            (where, "bold cyan"),
             "  ",
             (hit.title, "bold"),
             "  ",
             (f"{hit.score:.3f}", "dim"),
         )
         console.print(header)
+        if hit.kind != "chat" and hit.chat_id:
+            similarity = f", similarity {hit.chat_score:.2f}" if hit.chat_score else ""
+            console.print(
+                Text(f"from chat: {hit.chat_title} ({hit.chat_id[:12]}{similarity})", "dim")
+            )
         console.print(_snippet(hit))
         console.print()
 
 
 def _snippet(hit: SearchHit) -> Syntax:
     code = hit.snippet.rstrip("\n")
+    if hit.kind == "chat" and hit.language in (None, "markdown"):
+        return Syntax(code, "markdown", background_color="default", word_wrap=True)
     if hit.language:
         lexer = _LEXERS.get(hit.language, hit.language)
     elif hit.kind == "code":

@@ -9,6 +9,7 @@ import json
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -17,7 +18,11 @@ from .instance import is_answering
 from .paths import Paths
 from .protocol import (
     Ack,
+    ChatDetail,
+    ChatSummary,
     Event,
+    ImportRequest,
+    ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
@@ -27,6 +32,7 @@ from .protocol import (
     StatusInfo,
     WatchRequest,
     WatchRoot,
+    WhyResponse,
 )
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -36,6 +42,7 @@ M = TypeVar("M", bound=BaseModel)
 
 _WATCH_ROOTS = TypeAdapter(list[WatchRoot])
 _SKIPPED_FILES = TypeAdapter(list[SkippedFile])
+_CHAT_SUMMARIES = TypeAdapter(list[ChatSummary])
 _EVENT_FIELDS = frozenset(Event.model_fields)
 
 
@@ -120,6 +127,23 @@ class DaemonClient:
 
     def reload_config(self) -> Ack:
         return self._model(Ack, "POST", "/config/reload")
+
+    def import_chats(self, path: str) -> ImportStatus:
+        return self._model(ImportStatus, "POST", "/chats/import", body=ImportRequest(path=path))
+
+    def import_status(self, job_id: int) -> ImportStatus:
+        return self._model(ImportStatus, "GET", f"/chats/import/{job_id}")
+
+    def chats(self, limit: int = 50, offset: int = 0) -> list[ChatSummary]:
+        params = {"limit": str(limit), "offset": str(offset)}
+        return self._list(_CHAT_SUMMARIES, "GET", "/chats", params=params)
+
+    def chat(self, chat_id: str) -> ChatDetail:
+        return self._model(ChatDetail, "GET", f"/chats/{quote(chat_id, safe='')}")
+
+    def why(self, path: str, line: int | None = None) -> WhyResponse:
+        params = {"path": path} if line is None else {"path": path, "line": str(line)}
+        return self._model(WhyResponse, "GET", "/why", params=params)
 
     def events(self) -> Generator[Event, None, None]:
         """The daemon's event stream, until it ends or the generator is closed."""

@@ -47,6 +47,12 @@ class SearchConfig(_Section):
     default_mode: Literal["hybrid", "lexical", "semantic"] = "hybrid"
 
 
+class ChatsConfig(_Section):
+    export_dir: str = Field(default="~/Downloads", min_length=1)
+    """Folder watched for ChatGPT and Claude exports (recognised by content, not by name)."""
+    auto_import: bool = True
+
+
 class DaemonConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -55,6 +61,7 @@ class Config(_Section):
     index: IndexConfig = Field(default_factory=IndexConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    chats: ChatsConfig = Field(default_factory=ChatsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
 

@@ -5,6 +5,11 @@ the two leaves SQLite without the batch, so the files are indexed again at the n
 start and their Tantivy documents replaced (delete by path, then add): the index
 converges without duplicates. At start-up the document and chunk counts are compared;
 if they differ, Tantivy is rebuilt from the chunks in SQLite.
+
+Imported conversations go through the same thread and the same order; their chunks
+carry the path ``chat:<id>`` in Tantivy, so a newer version replaces the old one whole.
+Code chunks and chat code blocks are fingerprinted as they are written, and their
+provenance links are computed in the same SQLite transaction.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from labmind.indexers.ignore import IgnoreRules
 from labmind.indexers.languages import language_for_path
 from labmind.indexers.lexical import LexicalDoc, LexicalIndex, LexicalIndexError
 
+from .chat_chunks import chat_path
+from .chat_store import ChatStore, ConversationUpdate
 from .config import IndexConfig
 from .events import EventBus
-from .store import ChunkRecord, ChunkRow, FileUpdate, Root, Store
+from .provenance import Linker
+from .store import ChunkRecord, ChunkRow, FileUpdate, Fingerprint, Root, Store
 
 log = logging.getLogger("labmind.indexing")
 
@@ -57,11 +65,19 @@ class _Paths:
 
 
 @dataclass(frozen=True, slots=True)
+class _Chats:
+    """Conversations to insert or replace whole."""
+
+    updates: tuple[ConversationUpdate, ...]
+    job_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Forget:
     root: str
 
 
-_Task = _Scan | _Rebuild | _Paths | _Forget | None
+_Task = _Scan | _Rebuild | _Paths | _Chats | _Forget | None
 
 
 @dataclass(slots=True)
@@ -80,6 +96,10 @@ class _Pending:
     docs: dict[str, list[LexicalDoc]] = field(default_factory=dict)
     deletions: list[str] = field(default_factory=list)
 
+    @property
+    def fingerprinted(self) -> list[int]:
+        return list(dict.fromkeys(fp.chunk_id for up in self.updates for fp in up.fingerprints))
+
 
 def chunk_id(path: str, chunk: Chunk, key: int) -> int:
     """A stable id for a chunk: the same chunk of the same file keeps its id."""
@@ -88,7 +108,10 @@ def chunk_id(path: str, chunk: Chunk, key: int) -> int:
 
 
 def lexical_doc(chunk: ChunkRow | ChunkRecord, path: str, relative: str, mtime: int) -> LexicalDoc:
-    """The Tantivy document of a stored chunk: header and text as body, path boosted."""
+    """The Tantivy document of a chunk: header and text as body, ``relative`` boosted.
+
+    ``relative`` is a file's path under its root, or a conversation's title.
+    """
     return LexicalDoc(
         chunk_id=chunk.id,
         path=path,
@@ -114,8 +137,11 @@ class IndexService:
         *,
         on_committed: Callable[[], None] = lambda: None,
         private_dirs: Iterable[Path] = (),
+        linker: Linker | None = None,
     ) -> None:
         self.store = store
+        self.chats = ChatStore(store)
+        self.linker = linker or Linker()
         self.lexical = lexical
         self.lexical_dir = lexical_dir
         self.events = events
@@ -129,6 +155,7 @@ class IndexService:
         self._thread: threading.Thread | None = None
         self._rules: dict[str, IgnoreRules] = {}
         self._private = tuple(str(p).rstrip("/") + "/" for p in private_dirs)
+        self._job_errors: dict[int, str] = {}
 
     # -- public, any thread -------------------------------------------------------------------
 
@@ -146,18 +173,30 @@ class IndexService:
 
     def scan(self, roots: Iterable[str]) -> int:
         """Reconcile these roots with the disk; returns the job id to wait for."""
-        with self._lock:
-            self.progress.jobs_submitted += 1
-            job = self.progress.jobs_submitted
+        job = self._next_job()
         self._queue.put(_Scan(tuple(roots), job))
         return job
 
     def rebuild(self) -> int:
-        with self._lock:
-            self.progress.jobs_submitted += 1
-            job = self.progress.jobs_submitted
+        job = self._next_job()
         self._queue.put(_Rebuild(job))
         return job
+
+    def write_chats(self, updates: Iterable[ConversationUpdate]) -> int:
+        """Insert or replace these conversations; returns the job id to wait for."""
+        job = self._next_job()
+        self._queue.put(_Chats(tuple(updates), job))
+        return job
+
+    def job_error(self, job_id: int) -> str | None:
+        """Why a finished job failed, or None."""
+        with self._lock:
+            return self._job_errors.get(job_id)
+
+    def _next_job(self) -> int:
+        with self._lock:
+            self.progress.jobs_submitted += 1
+            return self.progress.jobs_submitted
 
     def files_changed(
         self, changed: Iterable[Path], deleted: Iterable[Path], deleted_dirs: Iterable[Path] = ()
@@ -204,8 +243,11 @@ class IndexService:
                 log.exception("indexing task failed")
                 self.progress.last_error = f"{type(exc).__name__}: {exc}"
                 self.events.publish({"type": "alert", "message": self.progress.last_error})
+                if isinstance(task, _Scan | _Rebuild | _Chats):
+                    with self._lock:
+                        self._job_errors[task.job_id] = self.progress.last_error
             finally:
-                if isinstance(task, _Scan | _Rebuild):
+                if isinstance(task, _Scan | _Rebuild | _Chats):
                     with self._lock:
                         self.progress.jobs_done = max(self.progress.jobs_done, task.job_id)
                         self.progress.scanning = False
@@ -213,13 +255,15 @@ class IndexService:
                         self._job_done.notify_all()
                     self._publish_progress()
 
-    def _handle(self, task: _Scan | _Rebuild | _Paths | _Forget) -> None:
+    def _handle(self, task: _Scan | _Rebuild | _Paths | _Chats | _Forget) -> None:
         if isinstance(task, _Rebuild):
             self._rebuild()
         elif isinstance(task, _Scan):
             self._scan(task.roots)
         elif isinstance(task, _Paths):
             self._apply_paths(task)
+        elif isinstance(task, _Chats):
+            self._write_chats(task.updates)
         else:
             self._forget(task.root)
 
@@ -231,14 +275,31 @@ class IndexService:
         return self.lexical
 
     def _rebuild(self) -> None:
-        """Start over from the files on disk; vectors are kept (they are keyed by content)."""
+        """Start over from the files on disk and the stored chats; vectors are kept."""
         if self.lexical is not None:
             self.lexical.close()
         self.lexical = LexicalIndex.destroy_and_create(self.lexical_dir)
         self.lexical_error = None
         self.store.forget_all_files()
         self._rules.clear()
+        self._reload_lexical(self.lexical)
         self._scan(tuple(r.path for r in self.store.roots()))
+
+    def _write_chats(self, updates: tuple[ConversationUpdate, ...]) -> None:
+        writer = self._writer()
+        for up in updates:
+            path = chat_path(up.id)
+            docs = [
+                lexical_doc(chunk, path, up.title, int(m.created or up.updated or 0))
+                for m in up.messages
+                for chunk in m.chunks
+            ]
+            writer.replace_file(path, docs)
+        writer.commit()
+        blocks = list(dict.fromkeys(fp.chunk_id for up in updates for fp in up.fingerprints))
+        self.chats.apply(updates, then=lambda tx: self.linker.link_chat(tx, blocks))
+        self.events.publish({"type": "chats", "conversations": [up.id for up in updates]})
+        self.on_committed()
 
     def _scan(self, roots: tuple[str, ...]) -> None:
         self.progress.scanning = True
@@ -312,11 +373,15 @@ class IndexService:
             return
         relative = os.path.relpath(key, root.path)
         rows: list[ChunkRow] = []
+        prints: list[Fingerprint] = []
         mtime = source.mtime_ns // 1_000_000_000
         for chunk in chunk_text(source.text, language):
             header = chunk.header(relative)
             vec_key = content_key(chunk.embed_text(relative))
             cid = chunk_id(key, chunk, vec_key)
+            prints += self.linker.chunk_fingerprints(
+                cid, chunk.text, chunk.language, chunk.start_line
+            )
             rows.append(
                 ChunkRow(
                     id=cid,
@@ -339,6 +404,7 @@ class IndexService:
                 sha256=source.sha256,
                 language=language,
                 chunks=rows,
+                fingerprints=prints,
             )
         )
         pending.docs[key] = [lexical_doc(row, key, relative, mtime) for row in rows]
@@ -352,7 +418,10 @@ class IndexService:
         for path, docs in pending.docs.items():
             writer.replace_file(path, docs)
         writer.commit()
-        self.store.apply(pending.updates, pending.deletions)
+        code = pending.fingerprinted
+        self.store.apply(
+            pending.updates, pending.deletions, then=lambda tx: self.linker.link_code(tx, code)
+        )
         self.events.publish(
             {
                 "type": "indexed",
@@ -428,19 +497,26 @@ class IndexService:
         )
         self.lexical.close()
         self.lexical = LexicalIndex.destroy_and_create(self.lexical_dir)
+        self._reload_lexical(self.lexical)
+        return False
+
+    def _reload_lexical(self, index: LexicalIndex) -> None:
+        """Write every stored chunk (files and chats) into an empty lexical index."""
         current: str | None = None
         docs: list[LexicalDoc] = []
         for rec in self.store.iter_chunks():
             if rec.path != current and current is not None:
-                self.lexical.replace_file(current, docs)
+                index.replace_file(current, docs)
                 docs = []
             current = rec.path
-            relative = os.path.relpath(rec.path, rec.root)
+            if rec.chat_id is not None:
+                relative = rec.chat_title or ""
+            else:
+                relative = os.path.relpath(rec.path, rec.root)
             docs.append(lexical_doc(rec, rec.path, relative, int(rec.mtime)))
         if current is not None:
-            self.lexical.replace_file(current, docs)
-        self.lexical.commit()
-        return False
+            index.replace_file(current, docs)
+        index.commit()
 
     def _publish_progress(self) -> None:
         p = self.progress

@@ -51,4 +51,78 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: chats (conversations, messages; chunks may belong to a message instead of a
+    # file), fingerprints of code and chat code blocks, provenance links, imported exports
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        created REAL,
+        updated REAL,
+        model TEXT,
+        origin TEXT NOT NULL,
+        imported_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        message_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        created REAL,
+        on_path INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX messages_conversation ON messages(conversation_id, position);
+    CREATE TABLE chunks_v2 (
+        id INTEGER PRIMARY KEY,
+        file_id INTEGER REFERENCES files(id) ON DELETE CASCADE,
+        message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        language TEXT NOT NULL,
+        symbol TEXT,
+        header TEXT NOT NULL,
+        start_line INTEGER NOT NULL,
+        end_line INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        vec_key INTEGER NOT NULL,
+        CHECK ((file_id IS NULL) <> (message_id IS NULL))
+    );
+    INSERT INTO chunks_v2(id, file_id, message_id, kind, language, symbol, header, start_line,
+                          end_line, text, vec_key)
+        SELECT id, file_id, NULL, kind, language, symbol, header, start_line, end_line, text,
+               vec_key FROM chunks;
+    DROP TABLE chunks;
+    ALTER TABLE chunks_v2 RENAME TO chunks;
+    CREATE INDEX chunks_file ON chunks(file_id);
+    CREATE INDEX chunks_message ON chunks(message_id);
+    CREATE INDEX chunks_vec_key ON chunks(vec_key);
+    CREATE TABLE fingerprints (
+        side TEXT NOT NULL,
+        hash INTEGER NOT NULL,
+        chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+        line INTEGER NOT NULL,
+        PRIMARY KEY (side, hash, chunk_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX fingerprints_chunk ON fingerprints(chunk_id);
+    CREATE TABLE links (
+        code_chunk INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+        chat_chunk INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+        score REAL NOT NULL,
+        shared INTEGER NOT NULL,
+        PRIMARY KEY (code_chunk, chat_chunk)
+    ) WITHOUT ROWID;
+    CREATE INDEX links_chat ON links(chat_chunk);
+    CREATE TABLE imports (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        conversations INTEGER NOT NULL,
+        problems INTEGER NOT NULL,
+        error TEXT,
+        at REAL NOT NULL
+    );
+    """,
 )

@@ -14,6 +14,11 @@ POST        /index              IndexRequest          IndexJob
 GET         /index/progress                           IndexProgress
 POST        /search             SearchRequest         SearchResponse
 GET         /skipped            ?root=                list[SkippedFile]
+POST        /chats/import       ImportRequest         ImportStatus
+GET         /chats/import/{id}                        ImportStatus
+GET         /chats              ?limit=&offset=       list[ChatSummary]
+GET         /chats/{id}                               ChatDetail (id or unique prefix)
+GET         /why                ?path=&line=          WhyResponse
 POST        /config/reload                            Ack
 GET         /events                                   server-sent events (Event)
 ==========  ==================  ====================  ==========================
@@ -45,6 +50,7 @@ class StatusInfo(BaseModel):
     roots: int
     files: int
     chunks: int
+    conversations: int = 0
     embedded: int
     embed_total: int
     pending_files: int
@@ -102,6 +108,9 @@ class SearchRequest(BaseModel):
 
 
 class SearchHit(BaseModel):
+    """One result. Chat hits have path ``chat:<id>`` and the message's position as lines;
+    code hits carry the conversation that most likely produced them, if any."""
+
     path: str
     start_line: int
     end_line: int
@@ -113,6 +122,8 @@ class SearchHit(BaseModel):
     language: str | None = None
     symbol: str | None = None
     chat_id: str | None = None
+    chat_title: str | None = None
+    chat_score: float | None = None
     run_id: str | None = None
 
 
@@ -137,3 +148,70 @@ class Event(BaseModel):
     seq: int = 0
     time: float = 0.0
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImportRequest(BaseModel):
+    path: str
+
+
+class ImportStatus(BaseModel):
+    job_id: int
+    path: str
+    state: Literal["queued", "running", "done", "failed"]
+    kind: str | None = None
+    bytes_read: int = 0
+    total_bytes: int = 0
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[str] = Field(default_factory=list)
+    problem_count: int = 0
+    error: str | None = None
+
+
+class ChatSummary(BaseModel):
+    id: str
+    source: str
+    title: str
+    created: float | None
+    updated: float | None
+    model: str | None = None
+    origin: str
+    messages: int
+
+
+class ChatMessage(BaseModel):
+    id: str
+    position: int
+    role: str
+    created: float | None
+    on_path: bool
+    text: str
+
+
+class ChatDetail(BaseModel):
+    chat: ChatSummary
+    messages: list[ChatMessage]
+
+
+class WhyLink(BaseModel):
+    """A conversation behind a piece of code: the message with the matching code block."""
+
+    chat_id: str
+    title: str
+    message_id: str
+    position: int
+    role: str
+    created: float | None
+    score: float
+    shared: int
+    start_line: int
+    end_line: int
+
+
+class WhyResponse(BaseModel):
+    path: str
+    line: int | None
+    indexed: bool
+    links: list[WhyLink]

@@ -12,7 +12,8 @@ from labmind.indexers.snippets import best_window
 from labmind.indexers.vectors import VectorIndex
 
 from .protocol import SearchHit, SearchRequest, SearchResponse
-from .store import Store
+from .provenance import ChatLink, top_links
+from .store import ChunkRecord, Store
 
 
 class SearchUnavailable(Exception):
@@ -57,8 +58,10 @@ class SearchService:
         except LexicalIndexError as exc:
             raise SearchUnavailable(str(exc)) from exc
         done, total = self.store.embedding_progress()
+        code_ids = [r.chunk.id for r in outcome.hits if r.chunk.kind == "code"]
+        links = top_links(self.store.reader(), code_ids) if code_ids else {}
         return SearchResponse(
-            hits=[_hit(r, req.query) for r in outcome.hits],
+            hits=[_hit(r, req.query, links.get(r.chunk.id)) for r in outcome.hits],
             mode=outcome.mode,
             embedded=done,
             embed_total=total,
@@ -66,12 +69,22 @@ class SearchService:
         )
 
 
-def _hit(ranked: Ranked, query: str) -> SearchHit:
+def _hit(ranked: Ranked, query: str, link: ChatLink | None) -> SearchHit:
     chunk = ranked.chunk
     offset, snippet = best_window(chunk.text, query)
-    name = chunk.path.rsplit("/", 1)[-1]
-    title = f"{chunk.symbol} — {name}" if chunk.symbol else f"{name}:{chunk.start_line}"
     kind = chunk.kind if chunk.kind in ("code", "chat", "run", "lesson") else "code"
+    chat_id = chat_title = None
+    chat_score = None
+    if isinstance(chunk, ChunkRecord) and chunk.chat_id is not None:
+        chat_id, chat_title = chunk.chat_id, chunk.chat_title
+        branch = "" if chunk.on_path else ", other branch"
+        title = f"{chat_title} — {chunk.role}{branch}"
+        offset = 0
+    else:
+        name = chunk.path.rsplit("/", 1)[-1]
+        title = f"{chunk.symbol} — {name}" if chunk.symbol else f"{name}:{chunk.start_line}"
+        if link is not None:
+            chat_id, chat_title, chat_score = link.chat_id, link.title, round(link.score, 4)
     return SearchHit(
         path=chunk.path,
         start_line=chunk.start_line,
@@ -83,4 +96,7 @@ def _hit(ranked: Ranked, query: str) -> SearchHit:
         snippet_line=chunk.start_line + offset,
         language=chunk.language,
         symbol=chunk.symbol,
+        chat_id=chat_id,
+        chat_title=chat_title,
+        chat_score=chat_score,
     )

@@ -12,6 +12,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from .events import SSE_KEEPALIVE, EventBus, format_sse
 from .protocol import (
     Ack,
+    ChatDetail,
+    ChatSummary,
+    ImportRequest,
+    ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
@@ -21,6 +25,7 @@ from .protocol import (
     StatusInfo,
     WatchRequest,
     WatchRoot,
+    WhyResponse,
 )
 
 KEEPALIVE_S = 15.0
@@ -50,6 +55,11 @@ class Backend(Protocol):
     def search(self, req: SearchRequest) -> SearchResponse: ...
     def skipped(self, root: str | None) -> list[SkippedFile]: ...
     def reload_config(self) -> None: ...
+    def import_chats(self, path: str) -> ImportStatus: ...
+    def import_status(self, job_id: int) -> ImportStatus: ...
+    def chats_list(self, limit: int, offset: int) -> list[ChatSummary]: ...
+    def chat(self, chat_id: str) -> ChatDetail: ...
+    def why(self, path: str, line: int | None) -> WhyResponse: ...
 
 
 def create_api(backend: Backend) -> FastAPI:
@@ -107,6 +117,28 @@ def create_api(backend: Backend) -> FastAPI:
     def reload_config() -> Ack:
         backend.reload_config()
         return Ack(message="configuration reloaded")
+
+    @api.post("/chats/import")
+    def import_chats(req: ImportRequest) -> ImportStatus:
+        return backend.import_chats(req.path)
+
+    @api.get("/chats/import/{job_id}")
+    def import_status(job_id: int) -> ImportStatus:
+        return backend.import_status(job_id)
+
+    @api.get("/chats")
+    def chats(limit: int = 50, offset: int = 0) -> list[ChatSummary]:
+        if limit < 1 or limit > 10_000 or offset < 0:
+            raise ApiError(400, "limit must be 1…10000 and offset ≥ 0")
+        return backend.chats_list(limit, offset)
+
+    @api.get("/chats/{chat_id}")
+    def chat(chat_id: str) -> ChatDetail:
+        return backend.chat(chat_id)
+
+    @api.get("/why")
+    def why(path: str, line: int | None = None) -> WhyResponse:
+        return backend.why(path, line)
 
     @api.get("/events")
     async def events() -> StreamingResponse:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,11 @@ class ChunkRow:
 
 @dataclass(frozen=True, slots=True)
 class ChunkRecord:
-    """A chunk as search reads it back, with its file's path and mtime."""
+    """A chunk as search reads it back: a file's (path, root, mtime) or a chat message's.
+
+    Chat chunks have ``path`` ``chat:<conversation id>``, an empty ``root``, the message's
+    time as ``mtime``, and the conversation in ``chat_id`` and ``chat_title``.
+    """
 
     id: int
     path: str
@@ -63,11 +67,24 @@ class ChunkRecord:
     text: str
     vec_key: int
     mtime: float
+    chat_id: str | None = None
+    chat_title: str | None = None
+    role: str | None = None
+    on_path: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """One winnowed fingerprint of a chunk, and the line of the chunk's file it starts on."""
+
+    chunk_id: int
+    hash: int
+    line: int
 
 
 @dataclass(frozen=True, slots=True)
 class FileUpdate:
-    """One file's new indexed state and chunks."""
+    """One file's new indexed state, chunks and the fingerprints of its code chunks."""
 
     root_id: int
     path: str
@@ -76,6 +93,7 @@ class FileUpdate:
     sha256: str
     language: str
     chunks: Sequence[ChunkRow]
+    fingerprints: Sequence[Fingerprint] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +103,21 @@ class Skip:
     at: float
 
 
-_CHUNK_COLUMNS = (
-    "c.id, f.path, r.path, c.kind, c.language, c.symbol, c.header, c.start_line, "
-    "c.end_line, c.text, c.vec_key, f.mtime_ns"
+CHUNK_SELECT = (
+    "SELECT c.id, coalesce(f.path, 'chat:' || m.conversation_id), coalesce(r.path, ''), c.kind, "
+    "c.language, c.symbol, c.header, c.start_line, c.end_line, c.text, c.vec_key, f.mtime_ns, "
+    "coalesce(m.created, cv.updated, 0), m.conversation_id, cv.title, m.role, m.on_path "
+    "FROM chunks c LEFT JOIN files f ON f.id=c.file_id LEFT JOIN roots r ON r.id=f.root_id "
+    "LEFT JOIN messages m ON m.id=c.message_id "
+    "LEFT JOIN conversations cv ON cv.id=m.conversation_id"
 )
+"""Every column of :class:`ChunkRecord`, for a file's chunk or a chat message's."""
 
 
-def _chunk_record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
-    (cid, path, root, kind, language, symbol, header, start, end, text, key, mtime_ns) = row
+def chunk_record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
+    """A :class:`ChunkRecord` from a row of :data:`CHUNK_SELECT`."""
+    (cid, path, root, kind, language, symbol, header, start, end, text, key) = row[:11]
+    (mtime_ns, created, chat_id, chat_title, role, on_path) = row[11:]
     return ChunkRecord(
         id=int(str(cid)),
         path=str(path),
@@ -105,7 +130,11 @@ def _chunk_record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
         end_line=int(str(end)),
         text=str(text),
         vec_key=int(str(key)),
-        mtime=int(str(mtime_ns)) / 1e9,
+        mtime=int(str(mtime_ns)) / 1e9 if mtime_ns is not None else float(str(created)),
+        chat_id=None if chat_id is None else str(chat_id),
+        chat_title=None if chat_title is None else str(chat_title),
+        role=None if role is None else str(role),
+        on_path=on_path is None or bool(on_path),
     )
 
 
@@ -138,6 +167,14 @@ class Store:
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection, for queries kept outside this class (chats, links)."""
+        return self._conn()
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """An immediate write transaction on this thread's connection."""
+        return self._tx()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -253,8 +290,16 @@ class Store:
         with self._tx() as tx:
             tx.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
-    def apply(self, updates: Iterable[FileUpdate], deletions: Iterable[str]) -> None:
-        """Write new file states and chunks and drop deleted files, in one transaction."""
+    def apply(
+        self,
+        updates: Iterable[FileUpdate],
+        deletions: Iterable[str],
+        then: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> None:
+        """Write new file states, chunks and fingerprints and drop deleted files.
+
+        ``then`` runs last in the same transaction (provenance links of the new chunks).
+        """
         now = time.time()
         with self._tx() as tx:
             for path in deletions:
@@ -288,11 +333,17 @@ class Store:
                         for c in up.chunks
                     ],
                 )
+                tx.executemany(
+                    "INSERT OR IGNORE INTO fingerprints(side, hash, chunk_id, line) "
+                    "VALUES ('code', ?, ?, ?)",
+                    [(fp.hash, fp.chunk_id, fp.line) for fp in up.fingerprints],
+                )
+            if then is not None:
+                then(tx)
 
     def forget_all_files(self) -> None:
-        """Drop every indexed file and chunk (a rebuild); roots and vectors stay."""
+        """Drop every indexed file and its chunks (a rebuild); roots, chats and vectors stay."""
         with self._tx() as tx:
-            tx.execute("DELETE FROM chunks")
             tx.execute("DELETE FROM files")
             tx.execute("DELETE FROM skipped")
 
@@ -300,13 +351,9 @@ class Store:
         out: dict[int, ChunkRecord] = {}
         for part in _batches(list(ids), 500):
             marks = ",".join("?" * len(part))
-            rows = self._conn().execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id=c.file_id "  # noqa: S608
-                f"JOIN roots r ON r.id=f.root_id WHERE c.id IN ({marks})",
-                part,
-            )
+            rows = self._conn().execute(f"{CHUNK_SELECT} WHERE c.id IN ({marks})", part)
             for row in rows:
-                record = _chunk_record(row)
+                record = chunk_record(row)
                 out[record.id] = record
         return out
 
@@ -332,13 +379,12 @@ class Store:
         return int(row.fetchone()[0])
 
     def iter_chunks(self) -> Iterator[ChunkRecord]:
-        """Every chunk, for rebuilding the lexical index without re-reading files."""
+        """Every chunk, grouped by file or conversation: rebuilds the lexical index."""
         cur = self._conn().execute(
-            f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id=c.file_id "  # noqa: S608
-            "JOIN roots r ON r.id=f.root_id ORDER BY f.path, c.start_line"
+            f"{CHUNK_SELECT} ORDER BY coalesce(f.path, m.conversation_id), c.start_line, c.id"
         )
         for row in cur:
-            yield _chunk_record(row)
+            yield chunk_record(row)
 
     # -- vectors -----------------------------------------------------------------------------
 

@@ -66,7 +66,15 @@ class Lab:
         pid: int = self.json("status")["pid"]
         return pid
 
+    @property
+    def downloads(self) -> Path:
+        """The lab's export folder (the daemon watches it for chat exports)."""
+        return self.home / "downloads"
+
     def configure(self, text: str) -> None:
+        """Write config.toml; the export folder stays in the lab unless ``text`` sets it."""
+        if "[chats]" not in text:
+            text += f'\n[chats]\nexport_dir = "{self.downloads}"\n'
         self.paths.config_dir.mkdir(parents=True, exist_ok=True)
         self.paths.config_file.write_text(text)
 
@@ -90,6 +98,8 @@ def lab() -> Iterator[Lab]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABMIND_", "XDG_RUNTIME"))}
     env.update(LABMIND_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     lab = Lab(home, env)
+    lab.downloads.mkdir()
+    lab.configure("")
     yield lab
     lab.stop()
     pid_file = lab.paths.pid_file

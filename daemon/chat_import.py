@@ -1,0 +1,289 @@
+"""Importing chat exports: one job at a time, streamed, in batches through the indexer.
+
+A job reads an export as a stream (:func:`labmind.indexers.chats.open_export`), skips
+conversations already stored at the same or a newer ``update_time``, and hands batches
+to the indexing thread, waiting for each before parsing on: memory stays bounded by
+one batch however large the export. Problems in single conversations or files are
+collected, one line each, and do not stop the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from labmind.indexers.chats import Conversation, ExportError, open_export
+
+from .chat_chunks import conversation_update
+from .chat_store import ConversationUpdate, ImportRecord
+from .events import EventBus
+from .indexing import IndexService
+
+log = logging.getLogger("labmind.chats")
+
+BATCH_CONVERSATIONS = 64
+BATCH_CHARS = 4_000_000
+"""A batch goes to the indexer at this many conversations or characters of text."""
+
+PROGRESS_EVERY_S = 0.5
+MAX_PROBLEMS_KEPT = 200
+
+JobState = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass(slots=True)
+class ImportJob:
+    """An import's progress and outcome, as the API reports it."""
+
+    id: int
+    path: str
+    auto: bool = False
+    state: JobState = "queued"
+    kind: str | None = None
+    bytes_read: int = 0
+    total_bytes: int = 0
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+
+    def snapshot(self) -> ImportJob:
+        return replace(self, problems=list(self.problems))
+
+
+def export_signature(path: Path) -> tuple[int, int]:
+    """(size, newest mtime) of an export file, or of the JSON files of an export folder."""
+    if path.is_dir():
+        stats = [p.stat() for p in path.rglob("*.json") if p.is_file()]
+        return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+class ChatImporter:
+    """Runs import jobs on one thread; jobs are kept for the API to report on."""
+
+    def __init__(self, indexer: IndexService, events: EventBus) -> None:
+        self.indexer = indexer
+        self.chats = indexer.chats
+        self.events = events
+        self._jobs: dict[int, ImportJob] = {}
+        self._queue: queue.Queue[ImportJob | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._next_id = 0
+        self._last_progress = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="labmind-import", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+
+    def submit(self, path: Path, *, auto: bool = False) -> ImportJob:
+        with self._lock:
+            self._next_id += 1
+            job = ImportJob(id=self._next_id, path=str(path), auto=auto)
+            self._jobs[job.id] = job
+        self._queue.put(job)
+        return job.snapshot()
+
+    def job(self, job_id: int) -> ImportJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else job.snapshot()
+
+    def is_pending(self, path: Path) -> bool:
+        """Whether a job for ``path`` is queued or running."""
+        with self._lock:
+            return any(
+                j.path == str(path) and j.state in ("queued", "running")
+                for j in self._jobs.values()
+            )
+
+    def wait(self, job_id: int, timeout: float | None = None) -> ImportJob | None:
+        """Block until the job has finished; the job, or None on timeout or unknown id."""
+        with self._done:
+            finished = self._done.wait_for(
+                lambda: (
+                    self._jobs.get(job_id) is None or self._jobs[job_id].state in ("done", "failed")
+                ),
+                timeout,
+            )
+            job = self._jobs.get(job_id)
+            return job.snapshot() if finished and job is not None else None
+
+    # -- the import thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._import(job)
+            except Exception as exc:  # the thread must outlive any one bad export
+                log.exception("import of %s failed", job.path)
+                self._finish(job, error=f"{Path(job.path).name}: {type(exc).__name__}: {exc}")
+
+    def _import(self, job: ImportJob) -> None:
+        path = Path(job.path)
+        with self._lock:
+            job.state = "running"
+            job.started = time.time()
+        try:
+            signature = export_signature(path)
+            export = open_export(path)
+        except (ExportError, OSError) as exc:
+            self._finish(job, error=_one_line(exc))
+            return
+        with self._lock:
+            job.kind = export.kind
+            job.total_bytes = export.total_bytes
+        self._publish(job, force=True)
+        batch: list[Conversation] = []
+        chars = 0
+        for conv in export.conversations():
+            batch.append(conv)
+            chars += sum(len(m.text) for m in conv.messages)
+            with self._lock:
+                job.seen += 1
+                job.bytes_read = export.bytes_read
+            if len(batch) >= BATCH_CONVERSATIONS or chars >= BATCH_CHARS:
+                if not self._write(job, batch):
+                    return
+                batch, chars = [], 0
+            self._publish(job)
+        if batch and not self._write(job, batch):
+            return
+        with self._lock:
+            job.bytes_read = export.total_bytes
+            for problem in export.problems:
+                self._add_problem(job, problem)
+        self.chats.record_import(
+            ImportRecord(
+                path=str(path),
+                size=signature[0],
+                mtime_ns=signature[1],
+                kind=export.kind,
+                conversations=job.seen,
+                problems=job.problem_count,
+                error=None,
+                at=time.time(),
+            )
+        )
+        self._finish(job)
+
+    def _write(self, job: ImportJob, batch: list[Conversation]) -> bool:
+        """Send the new and newer conversations of ``batch`` to the indexer; False if it failed."""
+        latest: dict[str, Conversation] = {}
+        for conv in batch:
+            prior = latest.get(conv.id)
+            if prior is None or (conv.updated or 0.0) >= (prior.updated or 0.0):
+                latest[conv.id] = conv
+        stored = self.chats.versions(latest)
+        updates: list[ConversationUpdate] = []
+        added = updated = unchanged = 0
+        for conv in latest.values():
+            if conv.id not in stored:
+                added += 1
+            elif _newer(conv.updated, stored[conv.id]):
+                updated += 1
+            else:
+                unchanged += 1
+                continue
+            updates.append(conversation_update(conv, job.path, self.indexer.linker))
+        unchanged += len(batch) - len(latest)
+        if updates:
+            write = self.indexer.write_chats(updates)
+            self.indexer.wait(write)
+            error = self.indexer.job_error(write)
+            if error is not None:
+                self._finish(job, error=f"{Path(job.path).name}: cannot index: {error}")
+                return False
+        with self._lock:
+            job.added += added
+            job.updated += updated
+            job.unchanged += unchanged
+        return True
+
+    def _add_problem(self, job: ImportJob, problem: str) -> None:
+        job.problem_count += 1
+        if len(job.problems) < MAX_PROBLEMS_KEPT:
+            job.problems.append(problem)
+
+    def _finish(self, job: ImportJob, *, error: str | None = None) -> None:
+        with self._done:
+            job.state = "failed" if error else "done"
+            job.error = error
+            job.finished = time.time()
+            self._done.notify_all()
+        if error and job.auto:
+            log.info("not imported: %s", error)
+        elif error:
+            self.events.publish({"type": "alert", "message": f"import failed: {error}"})
+        else:
+            log.info(
+                "imported %s: %d new, %d updated, %d unchanged, %d problems",
+                job.path,
+                job.added,
+                job.updated,
+                job.unchanged,
+                job.problem_count,
+            )
+            if job.added or job.updated:
+                self.events.publish(
+                    {
+                        "type": "imported",
+                        "message": f"imported {job.added} new and {job.updated} updated "
+                        f"conversations from {Path(job.path).name}",
+                    }
+                )
+        self._publish(job, force=True)
+
+    def _publish(self, job: ImportJob, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = now
+        snap = self.job(job.id)
+        if snap is None:
+            return
+        self.events.publish(
+            {
+                "type": "import",
+                "job_id": snap.id,
+                "state": snap.state,
+                "path": snap.path,
+                "bytes_read": snap.bytes_read,
+                "total_bytes": snap.total_bytes,
+                "seen": snap.seen,
+            }
+        )
+
+
+def _newer(incoming: float | None, stored: float | None) -> bool:
+    if incoming is None:
+        return False
+    return stored is None or incoming > stored
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
