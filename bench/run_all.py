@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).parent / "out"
-BENCHMARKS = ("cosqa", "stdlib", "daemon_latency")
+BENCHMARKS = ("cosqa", "stdlib", "daemon_latency", "provenance", "chat_import")
 
 
 def main() -> int:

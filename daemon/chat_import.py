@@ -2,8 +2,8 @@
 
 A job reads an export as a stream (:func:`labmind.indexers.chats.open_export`), skips
 conversations already stored at the same or a newer ``update_time``, and hands batches
-to the indexing thread, waiting for each before parsing on: memory stays bounded by
-one batch however large the export. Problems in single conversations or files are
+to the indexing thread with at most one batch in flight: parsing overlaps writing, and
+memory stays bounded by two batches however large the export. Problems in single conversations or files are
 collected, one line each, and do not stop the job.
 """
 
@@ -59,6 +59,23 @@ class ImportJob:
 
     def snapshot(self) -> ImportJob:
         return replace(self, problems=list(self.problems))
+
+
+@dataclass(slots=True)
+class _Counts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(slots=True)
+class _Run:
+    """One job's writing state: the batch in flight and what this job wrote already."""
+
+    job: ImportJob
+    in_flight: int | None = None
+    counts: _Counts | None = None
+    written: dict[str, float | None] = field(default_factory=dict)
 
 
 def export_signature(path: Path) -> tuple[int, int]:
@@ -157,6 +174,7 @@ class ChatImporter:
             job.kind = export.kind
             job.total_bytes = export.total_bytes
         self._publish(job, force=True)
+        run = _Run(job)
         batch: list[Conversation] = []
         chars = 0
         for conv in export.conversations():
@@ -166,11 +184,11 @@ class ChatImporter:
                 job.seen += 1
                 job.bytes_read = export.bytes_read
             if len(batch) >= BATCH_CONVERSATIONS or chars >= BATCH_CHARS:
-                if not self._write(job, batch):
+                if not self._send(run, batch):
                     return
                 batch, chars = [], 0
             self._publish(job)
-        if batch and not self._write(job, batch):
+        if (batch and not self._send(run, batch)) or not self._settle(run):
             return
         with self._lock:
             job.bytes_read = export.total_bytes
@@ -190,37 +208,53 @@ class ChatImporter:
         )
         self._finish(job)
 
-    def _write(self, job: ImportJob, batch: list[Conversation]) -> bool:
-        """Send the new and newer conversations of ``batch`` to the indexer; False if it failed."""
+    def _send(self, run: _Run, batch: list[Conversation]) -> bool:
+        """Queue the new and newer conversations of ``batch`` for the indexer.
+
+        The batch before is still being written meanwhile (one in flight: parsing and
+        writing overlap, memory stays at two batches); False if that one failed.
+        """
         latest: dict[str, Conversation] = {}
         for conv in batch:
             prior = latest.get(conv.id)
             if prior is None or (conv.updated or 0.0) >= (prior.updated or 0.0):
                 latest[conv.id] = conv
         stored = self.chats.versions(latest)
+        stored.update({i: run.written[i] for i in latest if i in run.written})
         updates: list[ConversationUpdate] = []
-        added = updated = unchanged = 0
+        counts = _Counts(unchanged=len(batch) - len(latest))
         for conv in latest.values():
             if conv.id not in stored:
-                added += 1
+                counts.added += 1
             elif _newer(conv.updated, stored[conv.id]):
-                updated += 1
+                counts.updated += 1
             else:
-                unchanged += 1
+                counts.unchanged += 1
                 continue
-            updates.append(conversation_update(conv, job.path, self.indexer.linker))
-        unchanged += len(batch) - len(latest)
+            run.written[conv.id] = conv.updated
+            updates.append(conversation_update(conv, run.job.path, self.indexer.linker))
+        if not self._settle(run):
+            return False
         if updates:
-            write = self.indexer.write_chats(updates)
-            self.indexer.wait(write)
-            error = self.indexer.job_error(write)
+            run.in_flight = self.indexer.write_chats(updates)
+        run.counts = counts
+        return True
+
+    def _settle(self, run: _Run) -> bool:
+        """Wait for the batch in flight and count it; False (and the job failed) if it failed."""
+        if run.in_flight is not None:
+            self.indexer.wait(run.in_flight)
+            error = self.indexer.job_error(run.in_flight)
+            run.in_flight = None
             if error is not None:
-                self._finish(job, error=f"{Path(job.path).name}: cannot index: {error}")
+                self._finish(run.job, error=f"{Path(run.job.path).name}: cannot index: {error}")
                 return False
-        with self._lock:
-            job.added += added
-            job.updated += updated
-            job.unchanged += unchanged
+        if run.counts is not None:
+            with self._lock:
+                run.job.added += run.counts.added
+                run.job.updated += run.counts.updated
+                run.job.unchanged += run.counts.unchanged
+            run.counts = None
         return True
 
     def _add_problem(self, job: ImportJob, problem: str) -> None:

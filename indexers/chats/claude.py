@@ -88,10 +88,25 @@ def _block(block: object) -> str:
         return normalise_newlines(as_text(fields.get("text")) or "").strip("\n")
     if kind == "tool_use":
         tool_input = as_mapping(fields.get("input"))
-        code = as_text(tool_input.get("code"))
+        code = as_text(tool_input.get("code")) or as_text(tool_input.get("content"))
         if code and code.strip():
-            return fence(code, language_id(as_text(tool_input.get("language")) or ""))
+            language = as_text(tool_input.get("language")) or _ARTIFACT_TYPES.get(
+                as_text(tool_input.get("type")) or "", ""
+            )
+            title = as_text(tool_input.get("title"))
+            heading = f"**{title.strip()}**\n\n" if title and title.strip() else ""
+            return heading + fence(code, language_id(language))
     return ""
+
+
+_ARTIFACT_TYPES = {
+    "application/vnd.ant.react": "tsx",
+    "text/html": "html",
+    "image/svg+xml": "xml",
+    "application/vnd.ant.mermaid": "mermaid",
+    "text/markdown": "markdown",
+}
+"""Languages of Claude artifacts (``tool_use`` of the artifacts tool) by their type."""
 
 
 def _attachment_lines(item: Mapping[str, Any]) -> str:

@@ -75,6 +75,34 @@ def test_tool_use_with_code_becomes_a_code_block() -> None:
     assert parsed.code_blocks == (CodeBlock("javascript", "console.log(6 * 7)"),)
 
 
+def test_artifacts_are_code_blocks_in_their_language() -> None:
+    code = "def shuffle_rows(rows, seed):\n    random.Random(seed).shuffle(rows)\n"
+    message = b.claude_message(
+        "assistant",
+        b.text_block("Here is the helper."),
+        b.tool_use_block(
+            "artifacts",
+            {
+                "command": "create",
+                "type": "application/vnd.ant.code",
+                "language": "python",
+                "title": "Row shuffling",
+                "content": code,
+            },
+        ),
+        b.tool_use_block(
+            "artifacts",
+            {"command": "create", "type": "application/vnd.ant.react", "content": "<App />"},
+        ),
+    )
+    (parsed,) = parse(b.claude_conversation("c", message)).messages
+    assert parsed.code_blocks == (
+        CodeBlock("python", code.rstrip("\n")),
+        CodeBlock("tsx", "<App />"),
+    )
+    assert "**Row shuffling**" in parsed.text
+
+
 def test_attachments_and_files_are_lines_without_their_content() -> None:
     message = b.claude_message(
         "human",
