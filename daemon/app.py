@@ -22,6 +22,7 @@ from .embedding import EmbeddingService
 from .events import EventBus
 from .indexing import IndexService
 from .instance import AlreadyRunning, acquire
+from .linking import LinkingService
 from .paths import InsecureRuntimeDir, Paths
 from .protocol import (
     ChatDetail,
@@ -103,6 +104,7 @@ class Daemon:
         )
         self.watcher = Watcher(self._on_batch, debounce_s=config.index.debounce_ms / 1000)
         self.chats = ChatService(self.indexer, self.events, config.chats)
+        self.linking = LinkingService(self.store, self.indexer.linker, self.events)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -116,6 +118,7 @@ class Daemon:
             self.embedding.load()
             self.embedding.start()
         self.indexer.start()
+        self.linking.start()
         self.watcher.start()
         self.chats.start()
         roots = [r.path for r in self.store.roots()]
@@ -131,6 +134,7 @@ class Daemon:
         self.watcher.stop()
         self.chats.stop()
         self.indexer.stop()
+        self.linking.stop()
         if self.embedding is not None:
             self.embedding.stop()
         if self.indexer.lexical is not None:
@@ -169,6 +173,7 @@ class Daemon:
             log.info("labmind stopped")
 
     def _committed(self) -> None:
+        self.linking.kick()
         if self.embedding is not None:
             self.embedding.kick()
 
@@ -289,7 +294,11 @@ class Daemon:
     def progress(self) -> IndexProgress:
         p = self.indexer.progress
         done, total = self.store.embedding_progress()
-        error = p.last_error or (self.embedding.last_error if self.embedding else None)
+        error = (
+            p.last_error
+            or (self.embedding.last_error if self.embedding else None)
+            or self.linking.last_error
+        )
         return IndexProgress(
             jobs_submitted=p.jobs_submitted,
             jobs_done=p.jobs_done,
@@ -301,6 +310,7 @@ class Daemon:
             embedded=done,
             embed_total=total,
             embedder_enabled=self.embedding is not None,
+            links_pending=self.linking.pending(),
             last_error=error,
         )
 

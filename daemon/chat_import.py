@@ -3,8 +3,8 @@
 A job reads an export as a stream (:func:`labmind.indexers.chats.open_export`), skips
 conversations already stored at the same or a newer ``update_time``, and hands batches
 to the indexing thread with at most one batch in flight: parsing overlaps writing, and
-memory stays bounded by two batches however large the export. Problems in single conversations or files are
-collected, one line each, and do not stop the job.
+memory stays bounded by two batches however large the export. Problems in single
+conversations or files are collected, one line each, and do not stop the job.
 """
 
 from __future__ import annotations

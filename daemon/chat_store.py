@@ -150,8 +150,8 @@ class ChatStore:
                 )
                 tx.executemany(
                     "INSERT OR REPLACE INTO chunks(id, message_id, kind, language, symbol, "
-                    "header, start_line, end_line, text, vec_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "header, start_line, end_line, text, vec_key, fingerprinted) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     [
                         (
                             c.id,

@@ -247,7 +247,7 @@ def _wait_for_index(client: DaemonClient, job_id: int) -> IndexProgress:
             state = client.progress()
             view.update(state)
             vectors_done = not state.embedder_enabled or state.embedded >= state.embed_total
-            if state.jobs_done >= job_id and vectors_done:
+            if state.jobs_done >= job_id and vectors_done and state.links_pending == 0:
                 return state
             time.sleep(POLL_S)
 

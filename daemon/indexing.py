@@ -7,9 +7,9 @@ converges without duplicates. At start-up the document and chunk counts are comp
 if they differ, Tantivy is rebuilt from the chunks in SQLite.
 
 Imported conversations go through the same thread and the same order; their chunks
-carry the path ``chat:<id>`` in Tantivy, so a newer version replaces the old one whole.
-Code chunks and chat code blocks are fingerprinted as they are written, and their
-provenance links are computed in the same SQLite transaction.
+carry the path ``chat:<id>`` in Tantivy, so a newer version replaces the old one whole,
+and the links of their code blocks to code are written in the same SQLite transaction.
+Code chunks of files are fingerprinted and linked behind, by the provenance service.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .chat_store import ChatStore, ConversationUpdate
 from .config import IndexConfig
 from .events import EventBus
 from .provenance import Linker
-from .store import ChunkRecord, ChunkRow, FileUpdate, Fingerprint, Root, Store
+from .store import ChunkRecord, ChunkRow, FileUpdate, Root, Store
 
 log = logging.getLogger("labmind.indexing")
 
@@ -95,10 +95,6 @@ class _Pending:
     updates: list[FileUpdate] = field(default_factory=list)
     docs: dict[str, list[LexicalDoc]] = field(default_factory=dict)
     deletions: list[str] = field(default_factory=list)
-
-    @property
-    def fingerprinted(self) -> list[int]:
-        return list(dict.fromkeys(fp.chunk_id for up in self.updates for fp in up.fingerprints))
 
 
 def chunk_id(path: str, chunk: Chunk, key: int) -> int:
@@ -373,15 +369,11 @@ class IndexService:
             return
         relative = os.path.relpath(key, root.path)
         rows: list[ChunkRow] = []
-        prints: list[Fingerprint] = []
         mtime = source.mtime_ns // 1_000_000_000
         for chunk in chunk_text(source.text, language):
             header = chunk.header(relative)
             vec_key = content_key(chunk.embed_text(relative))
             cid = chunk_id(key, chunk, vec_key)
-            prints += self.linker.chunk_fingerprints(
-                cid, chunk.text, chunk.language, chunk.start_line
-            )
             rows.append(
                 ChunkRow(
                     id=cid,
@@ -404,7 +396,6 @@ class IndexService:
                 sha256=source.sha256,
                 language=language,
                 chunks=rows,
-                fingerprints=prints,
             )
         )
         pending.docs[key] = [lexical_doc(row, key, relative, mtime) for row in rows]
@@ -418,10 +409,7 @@ class IndexService:
         for path, docs in pending.docs.items():
             writer.replace_file(path, docs)
         writer.commit()
-        code = pending.fingerprinted
-        self.store.apply(
-            pending.updates, pending.deletions, then=lambda tx: self.linker.link_code(tx, code)
-        )
+        self.store.apply(pending.updates, pending.deletions)
         self.events.publish(
             {
                 "type": "indexed",

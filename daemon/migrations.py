@@ -52,7 +52,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 2: chats (conversations, messages; chunks may belong to a message instead of a
-    # file), fingerprints of code and chat code blocks, provenance links, imported exports
+    # file), fingerprints of code and chat code blocks (`chunks.fingerprinted` marks the
+    # chunks done), provenance links, imported exports
     """
     CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -87,6 +88,7 @@ MIGRATIONS: tuple[str, ...] = (
         end_line INTEGER NOT NULL,
         text TEXT NOT NULL,
         vec_key INTEGER NOT NULL,
+        fingerprinted INTEGER NOT NULL DEFAULT 0,
         CHECK ((file_id IS NULL) <> (message_id IS NULL))
     );
     INSERT INTO chunks_v2(id, file_id, message_id, kind, language, symbol, header, start_line,
@@ -98,6 +100,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chunks_file ON chunks(file_id);
     CREATE INDEX chunks_message ON chunks(message_id);
     CREATE INDEX chunks_vec_key ON chunks(vec_key);
+    CREATE INDEX chunks_unprinted ON chunks(id) WHERE fingerprinted = 0;
     CREATE TABLE fingerprints (
         side TEXT NOT NULL,
         hash INTEGER NOT NULL,

@@ -94,6 +94,7 @@ class IndexProgress(BaseModel):
     embedded: int
     embed_total: int
     embedder_enabled: bool
+    links_pending: int = 0
     last_error: str | None = None
 
 

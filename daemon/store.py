@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +84,7 @@ class Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class FileUpdate:
-    """One file's new indexed state, chunks and the fingerprints of its code chunks."""
+    """One file's new indexed state and chunks."""
 
     root_id: int
     path: str
@@ -93,7 +93,6 @@ class FileUpdate:
     sha256: str
     language: str
     chunks: Sequence[ChunkRow]
-    fingerprints: Sequence[Fingerprint] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,16 +289,8 @@ class Store:
         with self._tx() as tx:
             tx.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
-    def apply(
-        self,
-        updates: Iterable[FileUpdate],
-        deletions: Iterable[str],
-        then: Callable[[sqlite3.Connection], object] | None = None,
-    ) -> None:
-        """Write new file states, chunks and fingerprints and drop deleted files.
-
-        ``then`` runs last in the same transaction (provenance links of the new chunks).
-        """
+    def apply(self, updates: Iterable[FileUpdate], deletions: Iterable[str]) -> None:
+        """Write new file states and chunks and drop deleted files, in one transaction."""
         now = time.time()
         with self._tx() as tx:
             for path in deletions:
@@ -333,13 +324,6 @@ class Store:
                         for c in up.chunks
                     ],
                 )
-                tx.executemany(
-                    "INSERT OR IGNORE INTO fingerprints(side, hash, chunk_id, line) "
-                    "VALUES ('code', ?, ?, ?)",
-                    [(fp.hash, fp.chunk_id, fp.line) for fp in up.fingerprints],
-                )
-            if then is not None:
-                then(tx)
 
     def forget_all_files(self) -> None:
         """Drop every indexed file and its chunks (a rebuild); roots, chats and vectors stay."""
@@ -368,6 +352,19 @@ class Store:
             for key, cid in rows:
                 out.setdefault(int(key), []).append(int(cid))
         return out
+
+    def unprinted_chunks(self, limit: int) -> list[tuple[int, str, str, int]]:
+        """File chunks not fingerprinted yet: (id, text, language, start line)."""
+        rows = self._conn().execute(
+            "SELECT id, text, language, start_line FROM chunks "
+            "WHERE fingerprinted = 0 AND file_id IS NOT NULL LIMIT ?",
+            (limit,),
+        )
+        return [(int(i), str(t), str(lang), int(line)) for i, t, lang, line in rows]
+
+    def unprinted_count(self) -> int:
+        row = self._conn().execute("SELECT count(*) FROM chunks WHERE fingerprinted = 0")
+        return int(row.fetchone()[0])
 
     def chunk_count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])

@@ -87,20 +87,9 @@ def test_replacing_a_conversation_replaces_its_chunks_fingerprints_and_links(
     chats = ChatStore(store)
     root, _ = store.add_root("/src")
     store.apply(
-        [
-            FileUpdate(
-                root.id,
-                "/src/a.py",
-                1,
-                200 * 10**9,
-                "h",
-                "python",
-                [chunk(31, "sorted(rows)")],
-                [Fingerprint(31, 5, 1)],
-            )
-        ],
-        [],
+        [FileUpdate(root.id, "/src/a.py", 1, 200 * 10**9, "h", "python", [chunk(31, "x")])], []
     )
+    assert store.unprinted_chunks(10) == [(31, "x", "python", 1)]
 
     def link(tx: sqlite3.Connection) -> None:
         tx.execute("INSERT INTO links(code_chunk, chat_chunk, score, shared) VALUES (31, 21, 1, 1)")
@@ -124,6 +113,7 @@ def test_replacing_a_conversation_replaces_its_chunks_fingerprints_and_links(
     fingerprints = store.reader().execute("SELECT count(*) FROM fingerprints WHERE side='chat'")
     assert fingerprints.fetchone()[0] == 2
     assert store.chunk_count() == 2
+    assert store.unprinted_count() == 1, "chat chunks are fingerprinted at import"
     store.close()
 
 

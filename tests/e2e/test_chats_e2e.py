@@ -89,6 +89,10 @@ def test_imported_chat_is_searchable_readable_and_explains_code(
     assert code_hits[0]["path"] == str(script)
     assert code_hits[0]["chat_id"] == SAMPLE_ID
 
+    script.write_text("def greet_twice(name):\n    return ('hi ' + name + ' ') * 2\n")
+    lexical_lab.cli("index", str(project), "--wait")
+    assert lexical_lab.json("why", str(script)) == [], "a rewritten file loses its link"
+
 
 def test_reimport_is_idempotent_and_newer_exports_update(lexical_lab: Lab, tmp_path: Path) -> None:
     import_json(lexical_lab, SAMPLE)
