@@ -14,7 +14,10 @@ Measures in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -50,18 +53,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def keep_vectors_only(home: Path) -> None:
+    """Empty a kept workspace but for its vectors, so indexing is measured from scratch."""
+    store = home / "labmind.sqlite3"
+    if store.exists():
+        with contextlib.closing(sqlite3.connect(store)) as conn:
+            conn.execute("DELETE FROM roots")
+            conn.execute("DELETE FROM conversations")
+            conn.commit()
+    shutil.rmtree(home / "lexical", ignore_errors=True)
+    (home / "vectors.usearch").unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", type=Path)
     parser.add_argument("--embed-sample", type=int, default=3000)
+    parser.add_argument(
+        "--vectors-from",
+        type=Path,
+        help="Keep the index's store here and reuse its vectors on the next run "
+        "(embedding throughput is then not measured).",
+    )
+    parser.add_argument(
+        "--indexing-only", action="store_true", help="Measure lexical indexing and stop."
+    )
     args = parser.parse_args()
     spec = json.loads(QUERIES.read_text())
     root = Path(spec["root"]) if Path(spec["root"]).is_dir() else Path(sys.prefix).parent
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        if args.vectors_from is not None:
+            home = args.vectors_from
+            keep_vectors_only(home)
         ws = Workspace(
-            Path(tmp) / "home",
-            WorkerEmbedder(MODEL, nice=0),
+            home,
+            None if args.indexing_only else WorkerEmbedder(MODEL, nice=0),
             IndexConfig(max_file_size_mb=4.0, exclude=EXCLUDE),
         )
         times = ws.build(root)
@@ -74,6 +102,10 @@ def main() -> None:
             "raw_tantivy_s": raw_s,
             "ratio": times.lexical_s / raw_s,
         }
+        if args.indexing_only:
+            ws.close()
+            print_table("lexical indexing", {"stdlib": results["indexing"]})
+            return
         texts = [f"{r.header}\n{r.text}"[:EMBED_TEXT_CHARS] for r in ws.store.iter_chunks()][
             : args.embed_sample
         ]
