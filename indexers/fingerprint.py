@@ -29,7 +29,6 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 K = 6
 """Tokens per hashed k-gram. Shorter k-grams are boilerplate that unrelated code shares
@@ -49,10 +48,8 @@ STRING = "S"
 NUMBER = "N"
 """What a numeric literal becomes."""
 
-_MODULUS = (1 << 61) - 1
-"""k-gram hashes are polynomials over token hashes modulo this Mersenne prime: positive,
-below 2**61 (so they fit SQLite's signed 64-bit integers), and rolled in O(1) per token."""
-_BASE = 0x5BD1E995
+_HASH_MASK = (1 << 63) - 1
+_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,36 +494,11 @@ def normalized_tokens(code: str, language: str) -> list[Token]:
     return _drop_formatting(_classify(_lex(code, syntax), syntax), syntax.python)
 
 
-@lru_cache(maxsize=65_536)
-def _token_hash(text: str) -> int:
-    digest = hashlib.blake2b(
-        text.encode("utf-8", "surrogatepass"), digest_size=8, person=b"labmind-fp"
-    ).digest()
-    return int.from_bytes(digest, "big") % _MODULUS
-
-
 def kgram_hash(texts: Sequence[str]) -> int:
-    """A stable, positive hash of a run of token texts (below 2**61)."""
-    value = 0
-    for text in texts:
-        value = (value * _BASE + _token_hash(text)) % _MODULUS
-    return value or 1
-
-
-def kgram_hashes(texts: Sequence[str], k: int = K) -> list[int]:
-    """:func:`kgram_hash` of every run of ``k`` consecutive texts, by a rolling hash."""
-    if len(texts) < k:
-        return []
-    values = [_token_hash(text) for text in texts]
-    top = pow(_BASE, k - 1, _MODULUS)
-    current = 0
-    for value in values[:k]:
-        current = (current * _BASE + value) % _MODULUS
-    out = [current or 1]
-    for start in range(1, len(values) - k + 1):
-        current = ((current - values[start - 1] * top) * _BASE + values[start + k - 1]) % _MODULUS
-        out.append(current or 1)
-    return out
+    """A stable, positive 63-bit hash of a run of token texts."""
+    data = _SEPARATOR.join(texts).encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(data, digest_size=8, person=b"labmind-fp").digest()
+    return int.from_bytes(digest, "big") & _HASH_MASK or 1
 
 
 def winnow(hashes: Sequence[int], window: int = W) -> list[int]:
@@ -559,7 +531,8 @@ def fingerprints(code: str, language: str) -> dict[int, int]:
 
 def winnowed(tokens: Sequence[Token], *, k: int = K, window: int = W) -> dict[int, int]:
     """Fingerprints of a normalised token stream, with k-gram length and window given."""
-    hashes = kgram_hashes([token.text for token in tokens], k)
+    texts = [token.text for token in tokens]
+    hashes = [kgram_hash(texts[i : i + k]) for i in range(len(texts) - k + 1)]
     found: dict[int, int] = {}
     for position in winnow(hashes, window):
         found.setdefault(hashes[position], tokens[position].line)
