@@ -169,30 +169,28 @@ class IndexService:
 
     def scan(self, roots: Iterable[str]) -> int:
         """Reconcile these roots with the disk; returns the job id to wait for."""
-        job = self._next_job()
-        self._queue.put(_Scan(tuple(roots), job))
-        return job
+        return self._submit(lambda job: _Scan(tuple(roots), job))
 
     def rebuild(self) -> int:
-        job = self._next_job()
-        self._queue.put(_Rebuild(job))
-        return job
+        return self._submit(_Rebuild)
 
     def write_chats(self, updates: Iterable[ConversationUpdate]) -> int:
         """Insert or replace these conversations; returns the job id to wait for."""
-        job = self._next_job()
-        self._queue.put(_Chats(tuple(updates), job))
-        return job
+        batch = tuple(updates)
+        return self._submit(lambda job: _Chats(batch, job))
 
     def job_error(self, job_id: int) -> str | None:
         """Why a finished job failed, or None."""
         with self._lock:
             return self._job_errors.get(job_id)
 
-    def _next_job(self) -> int:
+    def _submit(self, task: Callable[[int], _Scan | _Rebuild | _Chats]) -> int:
+        """Queue a job under the next id; ids reach the queue in order, so `wait` is exact."""
         with self._lock:
             self.progress.jobs_submitted += 1
-            return self.progress.jobs_submitted
+            job = self.progress.jobs_submitted
+            self._queue.put(task(job))
+            return job
 
     def files_changed(
         self, changed: Iterable[Path], deleted: Iterable[Path], deleted_dirs: Iterable[Path] = ()
