@@ -32,6 +32,10 @@ class IndexConfig(_Section):
     debounce_ms: int = Field(default=300, ge=10, le=10_000)
     exclude: list[str] = Field(default_factory=list)
     follow_symlinks: bool = False
+    parallel_scan: bool = True
+    """Prepare the files of a large scan in worker processes."""
+    scan_workers: int = Field(default=0, ge=0, le=64)
+    """Worker processes for a large scan; 0: one per core, at most four."""
 
 
 class EmbedderConfig(_Section):

@@ -14,34 +14,40 @@ Code chunks of files are fingerprinted and linked behind, by the provenance serv
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labmind.indexers.chunk import Chunk, content_key
-from labmind.indexers.chunking import chunk_text
 from labmind.indexers.discovery import iter_files
-from labmind.indexers.files import SourceFile, read_source
 from labmind.indexers.ignore import IgnoreRules
-from labmind.indexers.languages import language_for_path
-from labmind.indexers.lexical import LexicalDoc, LexicalIndex, LexicalIndexError
+from labmind.indexers.lexical import AnalyzedDoc, LexicalDoc, LexicalIndex, LexicalIndexError
 
 from .chat_chunks import chat_path
 from .chat_store import ChatStore, ConversationUpdate
 from .config import IndexConfig
 from .events import EventBus
+from .preparing import (
+    FILES_PER_TASK,
+    FileJob,
+    Prepared,
+    PreparePool,
+    default_workers,
+    lexical_doc,
+    prepare,
+)
 from .provenance import Linker
-from .store import ChunkRecord, ChunkRow, FileUpdate, Root, Store
+from .store import FileState, FileUpdate, Root, Store
 
 log = logging.getLogger("labmind.indexing")
 
 BATCH_FILES = 200
+POOL_MIN_FILES = 64
+"""Scans of fewer files are prepared in the daemon: a worker pool would cost more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,31 +99,8 @@ class Progress:
 @dataclass(slots=True)
 class _Pending:
     updates: list[FileUpdate] = field(default_factory=list)
-    docs: dict[str, list[LexicalDoc]] = field(default_factory=dict)
+    docs: dict[str, Sequence[AnalyzedDoc]] = field(default_factory=dict)
     deletions: list[str] = field(default_factory=list)
-
-
-def chunk_id(path: str, chunk: Chunk, key: int) -> int:
-    """A stable id for a chunk: the same chunk of the same file keeps its id."""
-    raw = f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode("utf-8", "replace")
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
-
-
-def lexical_doc(chunk: ChunkRow | ChunkRecord, path: str, relative: str, mtime: int) -> LexicalDoc:
-    """The Tantivy document of a chunk: header and text as body, ``relative`` boosted.
-
-    ``relative`` is a file's path under its root, or a conversation's title.
-    """
-    return LexicalDoc(
-        chunk_id=chunk.id,
-        path=path,
-        kind=chunk.kind,
-        language=chunk.language,
-        mtime=mtime,
-        body=f"{chunk.header}\n{chunk.text}",
-        symbol=chunk.symbol or "",
-        path_text=relative,
-    )
 
 
 class IndexService:
@@ -334,69 +317,75 @@ class IndexService:
         gone = [p for p in known if p not in seen]
         with self._lock:
             self.progress.pending_files += len(todo)
-        self._index_files(root, todo, gone)
+        self._index_files(root, todo, gone, known)
 
-    def _index_files(self, root: Root, paths: list[Path], deletions: list[str]) -> None:
-        pending = _Pending(deletions=list(deletions))
+    def _index_files(
+        self,
+        root: Root,
+        paths: list[Path],
+        deletions: list[str],
+        known: Mapping[str, FileState] | None = None,
+    ) -> None:
+        limit = int(self.config.max_file_size_mb * 1024 * 1024)
+        jobs = []
         for path in paths:
-            self._prepare(root, path, pending)
+            key = str(path)
+            state = known.get(key) if known is not None else self.store.file_state(key)
+            sha = state.sha256 if state is not None else None
+            jobs.append(FileJob(root.id, root.path, key, limit, sha))
+        pending = _Pending(deletions=list(deletions))
+        workers = self._workers(len(jobs))
+        if workers:
+            with PreparePool(workers) as pool:
+                pending = self._take_all(root, pool.prepare(jobs), pending, known)
+        else:
+            pending = self._take_all(root, map(prepare, jobs), pending, known)
+        self._commit(pending)
+
+    def _workers(self, files: int) -> int:
+        """Worker processes for preparing this many files (0: prepare them here)."""
+        if not self.config.parallel_scan or files < POOL_MIN_FILES:
+            return 0
+        return min(self.config.scan_workers or default_workers(), files // FILES_PER_TASK)
+
+    def _take_all(
+        self,
+        root: Root,
+        results: Iterable[Prepared | None],
+        pending: _Pending,
+        known: Mapping[str, FileState] | None,
+    ) -> _Pending:
+        """Fold prepared files into batches, committing every :data:`BATCH_FILES`."""
+        for result in results:
+            if result is not None:
+                self._take(root, result, pending, known)
             with self._lock:
                 self.progress.processed_files += 1
                 self.progress.pending_files = max(0, self.progress.pending_files - 1)
             if len(pending.updates) + len(pending.deletions) >= BATCH_FILES:
                 self._commit(pending)
                 pending = _Pending()
-        self._commit(pending)
+        return pending
 
-    def _prepare(self, root: Root, path: Path, pending: _Pending) -> None:
-        key = str(path)
-        language = language_for_path(path)
-        if language is None:
-            return
-        limit = int(self.config.max_file_size_mb * 1024 * 1024)
-        source = read_source(path, limit)
-        state = self.store.file_state(key)
-        if not isinstance(source, SourceFile):
-            self.store.record_skip(root.id, key, source.reason)
-            if state is not None:
+    def _take(
+        self,
+        root: Root,
+        result: Prepared,
+        pending: _Pending,
+        known: Mapping[str, FileState] | None,
+    ) -> None:
+        key = result.path
+        if result.skipped is not None:
+            self.store.record_skip(root.id, key, result.skipped)
+            stored = known.get(key) if known is not None else self.store.file_state(key)
+            if stored is not None:
                 pending.deletions.append(key)
-            self.events.publish({"type": "skipped", "path": key, "reason": source.reason})
-            return
-        if state is not None and state.sha256 == source.sha256:
-            self.store.touch_file(key, source.size, source.mtime_ns)
-            return
-        relative = os.path.relpath(key, root.path)
-        rows: list[ChunkRow] = []
-        mtime = source.mtime_ns // 1_000_000_000
-        for chunk in chunk_text(source.text, language):
-            header = chunk.header(relative)
-            vec_key = content_key(chunk.embed_text(relative))
-            cid = chunk_id(key, chunk, vec_key)
-            rows.append(
-                ChunkRow(
-                    id=cid,
-                    kind="code",
-                    language=chunk.language,
-                    symbol=chunk.symbol,
-                    header=header,
-                    start_line=chunk.start_line,
-                    end_line=chunk.end_line,
-                    text=chunk.text,
-                    vec_key=vec_key,
-                )
-            )
-        pending.updates.append(
-            FileUpdate(
-                root_id=root.id,
-                path=key,
-                size=source.size,
-                mtime_ns=source.mtime_ns,
-                sha256=source.sha256,
-                language=language,
-                chunks=rows,
-            )
-        )
-        pending.docs[key] = [lexical_doc(row, key, relative, mtime) for row in rows]
+            self.events.publish({"type": "skipped", "path": key, "reason": result.skipped})
+        elif result.touched is not None:
+            self.store.touch_file(key, *result.touched)
+        elif result.update is not None:
+            pending.updates.append(result.update)
+            pending.docs[key] = result.docs
 
     def _commit(self, pending: _Pending) -> None:
         if not pending.updates and not pending.deletions:

@@ -73,6 +73,36 @@ class LexicalDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalyzedDoc:
+    """A :class:`LexicalDoc` whose text fields are analysed already (e.g. in a worker
+    process): ``body`` and ``symbol`` by :func:`.tokens.analyze`, ``path_text`` by
+    :func:`.tokens.path_terms`."""
+
+    chunk_id: int
+    path: str
+    kind: str
+    language: str
+    mtime: int
+    body: str
+    symbol: str
+    path_text: str
+
+
+def analyzed(doc: LexicalDoc) -> AnalyzedDoc:
+    """``doc`` with its text fields analysed, as the index stores them."""
+    return AnalyzedDoc(
+        chunk_id=doc.chunk_id,
+        path=doc.path,
+        kind=doc.kind,
+        language=doc.language,
+        mtime=doc.mtime,
+        body=analyze(doc.body),
+        symbol=analyze(doc.symbol),
+        path_text=path_terms(doc.path_text),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LexicalHit:
     chunk_id: int
     score: float
@@ -182,7 +212,7 @@ class LexicalIndex:
 
     # -- writing -----------------------------------------------------------------------
 
-    def replace_file(self, path: str, docs: Sequence[LexicalDoc]) -> None:
+    def replace_file(self, path: str, docs: Sequence[LexicalDoc | AnalyzedDoc]) -> None:
         """Delete every chunk of ``path`` and add ``docs``; visible after :meth:`commit`."""
         prepared = [self._document(doc) for doc in docs]
         with self._write_lock:
@@ -251,16 +281,17 @@ class LexicalIndex:
                 ) from exc
         return self._writer
 
-    def _document(self, doc: LexicalDoc) -> tantivy.Document:
+    def _document(self, raw: LexicalDoc | AnalyzedDoc) -> tantivy.Document:
+        doc = raw if isinstance(raw, AnalyzedDoc) else analyzed(raw)
         return tantivy.Document(
             chunk_id=doc.chunk_id,
             path=doc.path,
             kind=doc.kind,
             language=doc.language,
             mtime=doc.mtime,
-            body=analyze(doc.body),
-            symbol=analyze(doc.symbol),
-            path_text=path_terms(doc.path_text),
+            body=doc.body,
+            symbol=doc.symbol,
+            path_text=doc.path_text,
         )
 
     # -- searching ---------------------------------------------------------------------

@@ -128,3 +128,17 @@ def test_filters_and_listing(lexical_lab: Lab, tmp_path: Path) -> None:
     lexical_lab.cli("watch", "rm", str(project))
     assert lexical_lab.json("watch", "ls") == []
     assert lexical_lab.search("levenshtein") == []
+
+
+def test_a_large_folder_is_indexed_by_worker_processes(lexical_lab: Lab, tmp_path: Path) -> None:
+    project = tmp_path / "big"
+    for i in range(120):
+        path = project / f"part{i % 7}" / f"step_{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = f"    return [x / {i + 1} for x in batch]\n"
+        path.write_text(f"def normalise_batch_{i}(batch):\n{body}")
+    lexical_lab.cli("index", str(project), "--wait")
+    assert lexical_lab.json("status")["files"] == 120
+    hits = lexical_lab.search("normalise_batch_77", "--mode", "lexical")
+    assert hits[0]["path"] == str(project / "part0" / "step_77.py")
+    assert hits[0]["start_line"] == 1

@@ -1,0 +1,169 @@
+"""Turning one file into what the store and the lexical index need, here or in workers.
+
+Preparing a file — reading and hashing it, parsing it with tree-sitter, cutting it into
+chunks and analysing their text for Tantivy — is CPU work that holds the GIL. A scan of
+many files spreads it over worker processes (:class:`PreparePool`, spawned for the scan
+and gone after it) while the indexing thread writes batches; a single saved file is
+prepared in the daemon itself, which is faster than a round trip to a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from labmind.indexers.chunk import Chunk, content_key
+from labmind.indexers.chunking import chunk_text
+from labmind.indexers.files import SourceFile, read_source
+from labmind.indexers.languages import language_for_path
+from labmind.indexers.lexical import AnalyzedDoc, LexicalDoc, analyzed
+
+from .store import ChunkRecord, ChunkRow, FileUpdate
+
+FILES_PER_TASK = 16
+"""Files a worker prepares per round trip."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileJob:
+    """One file to prepare, with the content hash it is stored with (None: not stored)."""
+
+    root_id: int
+    root: str
+    path: str
+    limit_bytes: int
+    known_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The outcome for one file: new chunks, an unchanged file's new stat, or a skip."""
+
+    path: str
+    update: FileUpdate | None = None
+    docs: tuple[AnalyzedDoc, ...] = ()
+    touched: tuple[int, int] | None = None
+    """(size, mtime_ns) of a file whose content did not change."""
+    skipped: str | None = None
+    """Why the file is not indexed (binary, too large, unreadable, …)."""
+
+
+def chunk_id(path: str, chunk: Chunk, key: int) -> int:
+    """A stable id for a chunk: the same chunk of the same file keeps its id."""
+    raw = f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode("utf-8", "replace")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
+
+
+def lexical_doc(chunk: ChunkRow | ChunkRecord, path: str, relative: str, mtime: int) -> LexicalDoc:
+    """The Tantivy document of a chunk: header and text as body, ``relative`` boosted.
+
+    ``relative`` is a file's path under its root, or a conversation's title.
+    """
+    return LexicalDoc(
+        chunk_id=chunk.id,
+        path=path,
+        kind=chunk.kind,
+        language=chunk.language,
+        mtime=mtime,
+        body=f"{chunk.header}\n{chunk.text}",
+        symbol=chunk.symbol or "",
+        path_text=relative,
+    )
+
+
+def prepare(job: FileJob) -> Prepared | None:
+    """Prepare one file; None when its kind of file is not indexed at all."""
+    path = Path(job.path)
+    language = language_for_path(path)
+    if language is None:
+        return None
+    source = read_source(path, job.limit_bytes)
+    if not isinstance(source, SourceFile):
+        return Prepared(job.path, skipped=source.reason)
+    if job.known_sha256 == source.sha256:
+        return Prepared(job.path, touched=(source.size, source.mtime_ns))
+    relative = os.path.relpath(job.path, job.root)
+    rows: list[ChunkRow] = []
+    for chunk in chunk_text(source.text, language):
+        vec_key = content_key(chunk.embed_text(relative))
+        rows.append(
+            ChunkRow(
+                id=chunk_id(job.path, chunk, vec_key),
+                kind="code",
+                language=chunk.language,
+                symbol=chunk.symbol,
+                header=chunk.header(relative),
+                start_line=chunk.start_line,
+                end_line=chunk.end_line,
+                text=chunk.text,
+                vec_key=vec_key,
+            )
+        )
+    mtime = source.mtime_ns // 1_000_000_000
+    return Prepared(
+        job.path,
+        update=FileUpdate(
+            root_id=job.root_id,
+            path=job.path,
+            size=source.size,
+            mtime_ns=source.mtime_ns,
+            sha256=source.sha256,
+            language=language,
+            chunks=rows,
+        ),
+        docs=tuple(analyzed(lexical_doc(row, job.path, relative, mtime)) for row in rows),
+    )
+
+
+def prepare_many(jobs: Sequence[FileJob]) -> list[Prepared | None]:
+    """A worker's task: several files, in order."""
+    return [prepare(job) for job in jobs]
+
+
+def default_workers() -> int:
+    """Worker processes for a scan: one per core, at most four, none on one core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, cores or 1) if (cores or 1) > 1 else 0
+
+
+class PreparePool:
+    """Worker processes (spawned: they share nothing with the daemon's threads)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def prepare(self, jobs: Sequence[FileJob]) -> Iterator[Prepared | None]:
+        """Prepared files in the order of ``jobs``, with a bounded number of tasks in flight."""
+        tasks = [jobs[i : i + FILES_PER_TASK] for i in range(0, len(jobs), FILES_PER_TASK)]
+        in_flight: deque[Future[list[Prepared | None]]] = deque()
+        ahead = self.workers * 2
+        for task in tasks:
+            in_flight.append(self._executor.submit(prepare_many, task))
+            if len(in_flight) > ahead:
+                yield from in_flight.popleft().result()
+        while in_flight:
+            yield from in_flight.popleft().result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> PreparePool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
