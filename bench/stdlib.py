@@ -58,6 +58,7 @@ def keep_vectors_only(home: Path) -> None:
     store = home / "labmind.sqlite3"
     if store.exists():
         with contextlib.closing(sqlite3.connect(store)) as conn:
+            conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("DELETE FROM roots")
             conn.execute("DELETE FROM conversations")
             conn.commit()
