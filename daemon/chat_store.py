@@ -152,22 +152,7 @@ class ChatStore:
                     "INSERT OR REPLACE INTO chunks(id, message_id, kind, language, symbol, "
                     "header, start_line, end_line, text, vec_key, fingerprinted) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    [
-                        (
-                            c.id,
-                            m.id,
-                            c.kind,
-                            c.language,
-                            c.symbol,
-                            c.header,
-                            c.start_line,
-                            c.end_line,
-                            c.text,
-                            c.vec_key,
-                        )
-                        for m in up.messages
-                        for c in m.chunks
-                    ],
+                    [(c.id, m.id, *c.values()) for m in up.messages for c in m.chunks],
                 )
                 tx.executemany(
                     "INSERT OR IGNORE INTO fingerprints(side, hash, chunk_id, line) "

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labmind.indexers.fingerprint import fingerprints
-from labmind.indexers.provenance import DEFAULT_THRESHOLD, MIN_SHARED, best_matches
+from labmind.indexers.provenance import DEFAULT_THRESHOLD, MIN_SHARED, Match, best_matches
 
 from .store import Fingerprint
 
@@ -101,12 +101,7 @@ class Linker:
                 threshold=self.threshold,
                 min_shared=self.min_shared,
             )
-            tx.executemany(
-                "INSERT OR REPLACE INTO links(code_chunk, chat_chunk, score, shared) "
-                "VALUES (?, ?, ?, ?)",
-                [(code_chunk, m.block_id, m.score, m.shared) for m in matches],
-            )
-            written += len(matches)
+            written += _write_links(tx, code_chunk, matches)
         return written
 
     def link_chat(self, tx: sqlite3.Connection, chunk_ids: Sequence[int]) -> int:
@@ -127,12 +122,7 @@ class Linker:
                     threshold=self.threshold,
                     min_shared=self.min_shared,
                 )
-                tx.executemany(
-                    "INSERT OR REPLACE INTO links(code_chunk, chat_chunk, score, shared) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(code_chunk, m.block_id, m.score, m.shared) for m in matches],
-                )
-                written += len(matches)
+                written += _write_links(tx, code_chunk, matches)
         return written
 
     def _candidates(
@@ -145,6 +135,14 @@ class Linker:
             (other, side, chunk_id, self.min_shared),
         )
         return [int(r[0]) for r in rows]
+
+
+def _write_links(tx: sqlite3.Connection, code_chunk: int, matches: Sequence[Match]) -> int:
+    tx.executemany(
+        "INSERT OR REPLACE INTO links(code_chunk, chat_chunk, score, shared) VALUES (?, ?, ?, ?)",
+        [(code_chunk, m.block_id, m.score, m.shared) for m in matches],
+    )
+    return len(matches)
 
 
 def _hashes(tx: sqlite3.Connection, side: str, chunk_id: int) -> dict[int, int]:

@@ -46,6 +46,19 @@ class ChunkRow:
     text: str
     vec_key: int
 
+    def values(self) -> tuple[object, ...]:
+        """Columns kind … vec_key, in the order of the ``chunks`` table."""
+        return (
+            self.kind,
+            self.language,
+            self.symbol,
+            self.header,
+            self.start_line,
+            self.end_line,
+            self.text,
+            self.vec_key,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkRecord:
@@ -308,21 +321,7 @@ class Store:
                 tx.executemany(
                     "INSERT OR REPLACE INTO chunks(id, file_id, kind, language, symbol, header, "
                     "start_line, end_line, text, vec_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            c.id,
-                            file_id,
-                            c.kind,
-                            c.language,
-                            c.symbol,
-                            c.header,
-                            c.start_line,
-                            c.end_line,
-                            c.text,
-                            c.vec_key,
-                        )
-                        for c in up.chunks
-                    ],
+                    [(c.id, file_id, *c.values()) for c in up.chunks],
                 )
 
     def forget_all_files(self) -> None:
