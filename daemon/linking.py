@@ -63,20 +63,39 @@ class LinkingService:
         while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            try:
-                while not self._stopping and self.run_once():
-                    pass
-            except Exception as exc:  # the thread must outlive any one bad batch
-                log.exception("linking failed")
-                self.last_error = f"provenance: {type(exc).__name__}: {exc}"
+            while not self._stopping and self._run_guarded():
+                pass
             with self._idle:
                 if not self._wake.is_set():
                     self._busy = False
                     self._idle.notify_all()
 
-    def run_once(self) -> int:
+    def _run_guarded(self) -> int:
+        """One batch; a batch that fails is marked done without links, so it cannot
+        stall the rest (its files get links again when they change). 0 stops the round."""
+        batch: list[tuple[int, str, str, int]] = []
+        try:
+            batch = self.store.unprinted_chunks(BATCH_CHUNKS)
+            return self.run_once(batch)
+        except Exception as exc:  # the thread must outlive any one bad batch
+            log.exception("linking failed")
+            self.last_error = f"provenance: {type(exc).__name__}: {exc}"
+        if not batch:
+            return 0
+        try:
+            with self.store.transaction() as tx:
+                tx.executemany(
+                    "UPDATE chunks SET fingerprinted = 1 WHERE id = ?", [(c[0],) for c in batch]
+                )
+        except Exception:  # the store itself is failing: wait for the next kick
+            log.exception("cannot set a failed batch aside")
+            return 0
+        return len(batch)
+
+    def run_once(self, batch: list[tuple[int, str, str, int]] | None = None) -> int:
         """Fingerprint and link one batch; returns how many chunks it took."""
-        batch = self.store.unprinted_chunks(BATCH_CHUNKS)
+        if batch is None:
+            batch = self.store.unprinted_chunks(BATCH_CHUNKS)
         if not batch:
             return 0
         prints: dict[int, list[Fingerprint]] = {
