@@ -194,11 +194,11 @@ class Daemon:
                 self.store.set_root_error(row.id, f"folder not found: {root}")
             self.events.publish({"type": "alert", "message": f"watched folder is gone: {root}"})
         rescan = {str(r) for r in batch.rules_changed}
-        roots = [r.path for r in self.store.roots()]
-        for folder in batch.changed_dirs:
-            rescan.update(r for r in roots if _inside(str(folder), r))
+        folders = [f for f in batch.changed_dirs if not any(_inside(str(f), r) for r in rescan)]
         if batch.changed or batch.deleted or batch.deleted_dirs:
             self.indexer.files_changed(batch.changed, batch.deleted, batch.deleted_dirs)
+        if folders:
+            self.indexer.folders_changed(folders)
         if rescan:
             self.indexer.scan(sorted(rescan))
 

@@ -71,6 +71,13 @@ class _Paths:
 
 
 @dataclass(frozen=True, slots=True)
+class _Folders:
+    """Folders that appeared or changed under a root: reconcile just them."""
+
+    folders: frozenset[Path]
+
+
+@dataclass(frozen=True, slots=True)
 class _Chats:
     """Conversations to insert or replace whole."""
 
@@ -83,7 +90,7 @@ class _Forget:
     root: str
 
 
-_Task = _Scan | _Rebuild | _Paths | _Chats | _Forget | None
+_Task = _Scan | _Rebuild | _Paths | _Folders | _Chats | _Forget | None
 
 
 @dataclass(slots=True)
@@ -180,6 +187,10 @@ class IndexService:
     ) -> None:
         self._queue.put(_Paths(frozenset(changed), frozenset(deleted), frozenset(deleted_dirs)))
 
+    def folders_changed(self, folders: Iterable[Path]) -> None:
+        """Folders that appeared (created, moved in) or need a fresh look under a root."""
+        self._queue.put(_Folders(frozenset(folders)))
+
     def wait(self, job_id: int, timeout: float | None = None) -> bool:
         """Block until the job is done; False on timeout."""
         with self._job_done:
@@ -232,13 +243,15 @@ class IndexService:
                         self._job_done.notify_all()
                     self._publish_progress()
 
-    def _handle(self, task: _Scan | _Rebuild | _Paths | _Chats | _Forget) -> None:
+    def _handle(self, task: _Scan | _Rebuild | _Paths | _Folders | _Chats | _Forget) -> None:
         if isinstance(task, _Rebuild):
             self._rebuild()
         elif isinstance(task, _Scan):
             self._scan(task.roots)
         elif isinstance(task, _Paths):
             self._apply_paths(task)
+        elif isinstance(task, _Folders):
+            self._scan_folders(task.folders)
         elif isinstance(task, _Chats):
             self._write_chats(task.updates)
         else:
@@ -286,6 +299,19 @@ class IndexService:
             if root is not None:
                 self._scan_root(root)
 
+    def _scan_folders(self, folders: frozenset[Path]) -> None:
+        roots = self.store.roots()
+        for folder in sorted(folders):
+            root = _owner(roots, folder)
+            if root is None or self.is_private(folder):
+                continue
+            if str(folder) == root.path:
+                self._scan_root(root)
+            elif not self.rules_for(root.path).is_ignored(folder, is_dir=True):
+                prefix = str(folder).rstrip("/") + "/"
+                known = self.store.file_states_under(root.id, prefix)
+                self._reconcile(root, folder, known)
+
     def _scan_root(self, root: Root) -> None:
         top = Path(root.path)
         if not top.is_dir():
@@ -294,15 +320,20 @@ class IndexService:
             return
         if root.error:
             self.store.set_root_error(root.id, None)
+        self._reconcile(root, top, self.store.file_states(root.id))
+
+    def _reconcile(self, root: Root, top: Path, known: Mapping[str, FileState]) -> None:
+        """Index what changed under ``top`` since ``known`` (the stored states there), and
+        forget the known files that are gone."""
         rules = self.rules_for(root.path)
-        known = self.store.file_states(root.id)
         seen: set[str] = set()
         todo: list[Path] = []
 
         def skipped(path: Path, reason: str) -> None:
             self.store.record_skip(root.id, str(path), reason)
 
-        for path in iter_files(top, rules, skipped):
+        paths = iter_files(top, rules, skipped) if top.is_dir() else iter(())
+        for path in paths:
             if self.is_private(path):
                 continue
             key = str(path)
@@ -417,29 +448,19 @@ class IndexService:
         roots = self.store.roots()
         by_root: dict[int, tuple[Root, list[Path], list[str]]] = {}
 
-        def owner(path: Path) -> Root | None:
-            text = str(path)
-            best = None
-            for root in roots:
-                if (text == root.path or text.startswith(root.path.rstrip("/") + "/")) and (
-                    best is None or len(root.path) > len(best.path)
-                ):
-                    best = root
-            return best
-
         for path in task.changed:
-            root = owner(path)
+            root = _owner(roots, path)
             if root is None or self.is_private(path):
                 continue
             if self.rules_for(root.path).is_ignored(path, is_dir=False):
                 continue
             by_root.setdefault(root.id, (root, [], []))[1].append(path)
         for path in task.deleted:
-            root = owner(path)
+            root = _owner(roots, path)
             if root is not None:
                 by_root.setdefault(root.id, (root, [], []))[2].append(str(path))
         for folder in task.deleted_dirs:
-            root = owner(folder)
+            root = _owner(roots, folder)
             if root is None:
                 continue
             prefix = str(folder).rstrip("/") + "/"
@@ -505,3 +526,15 @@ class IndexService:
                 "time_ns": time.monotonic_ns(),
             }
         )
+
+
+def _owner(roots: Iterable[Root], path: Path) -> Root | None:
+    """The innermost watched root that holds ``path``."""
+    text = str(path)
+    best = None
+    for root in roots:
+        if (text == root.path or text.startswith(root.path.rstrip("/") + "/")) and (
+            best is None or len(root.path) > len(best.path)
+        ):
+            best = root
+    return best

@@ -278,6 +278,15 @@ class Store:
         )
         return {p: FileState(s, m, h) for p, s, m, h in rows}
 
+    def file_states_under(self, root_id: int, prefix: str) -> dict[str, FileState]:
+        """States of the root's files whose path starts with ``prefix`` (a folder + '/')."""
+        rows = self._conn().execute(
+            "SELECT path, size, mtime_ns, sha256 FROM files "
+            "WHERE root_id=? AND substr(path, 1, ?) = ?",
+            (root_id, len(prefix), prefix),
+        )
+        return {p: FileState(s, m, h) for p, s, m, h in rows}
+
     def file_state(self, path: str) -> FileState | None:
         row = (
             self._conn()

@@ -142,3 +142,28 @@ def test_a_large_folder_is_indexed_by_worker_processes(lexical_lab: Lab, tmp_pat
     hits = lexical_lab.search("normalise_batch_77", "--mode", "lexical")
     assert hits[0]["path"] == str(project / "part0" / "step_77.py")
     assert hits[0]["start_line"] == 1
+
+
+def test_folders_moved_in_and_out_are_indexed_and_forgotten(
+    lexical_lab: Lab, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("def entry_point():\n    return 1\n")
+    lexical_lab.cli("index", str(project), "--wait")
+    outside = tmp_path / "incoming"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "augment.py").write_text(
+        "def random_crop_and_flip(image):\n    return image\n"
+    )
+    moved = project / "vision"
+    outside.rename(moved)
+
+    def found() -> list[str]:
+        hits = lexical_lab.search("random_crop_and_flip", "--mode", "lexical")
+        return [h["path"] for h in hits]
+
+    assert wait_until(lambda: found() == [str(moved / "deep" / "augment.py")])
+    moved.rename(tmp_path / "gone")
+    assert wait_until(lambda: found() == [])
+    assert lexical_lab.search("entry_point")[0]["path"] == str(project / "main.py")
