@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from labmind.indexers.chats import sniff
@@ -126,50 +127,13 @@ class ChatService:
             path=real,
             line=line,
             indexed=indexed,
-            links=[
-                WhyLink(
-                    chat_id=k.chat_id,
-                    title=k.title,
-                    message_id=k.message_id,
-                    position=k.position,
-                    role=k.role,
-                    created=k.created,
-                    score=round(k.score, 4),
-                    shared=k.shared,
-                    start_line=k.start_line,
-                    end_line=k.end_line,
-                )
-                for k in links
-            ],
+            links=[WhyLink.model_validate(link, from_attributes=True) for link in links],
         )
 
 
 def _summary(s: ConversationSummary) -> ChatSummary:
-    return ChatSummary(
-        id=s.id,
-        source=s.source,
-        title=s.title,
-        created=s.created,
-        updated=s.updated,
-        model=s.model,
-        origin=s.origin,
-        messages=s.messages,
-    )
+    return ChatSummary.model_validate(s, from_attributes=True)
 
 
 def _status(job: ImportJob) -> ImportStatus:
-    return ImportStatus(
-        job_id=job.id,
-        path=job.path,
-        state=job.state,
-        kind=job.kind,
-        bytes_read=job.bytes_read,
-        total_bytes=job.total_bytes,
-        seen=job.seen,
-        added=job.added,
-        updated=job.updated,
-        unchanged=job.unchanged,
-        problems=job.problems,
-        problem_count=job.problem_count,
-        error=job.error,
-    )
+    return ImportStatus.model_validate({**asdict(job), "job_id": job.id})
