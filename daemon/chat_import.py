@@ -101,14 +101,17 @@ class ChatImporter:
         self._thread: threading.Thread | None = None
         self._next_id = 0
         self._last_progress = 0.0
+        self._stopping = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="labmind-import", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop after the batch in hand; a stopped import resumes by importing again."""
         if self._thread is None:
             return
+        self._stopping.set()
         self._queue.put(None)
         self._thread.join()
         self._thread = None
@@ -153,6 +156,9 @@ class ChatImporter:
             job = self._queue.get()
             if job is None:
                 return
+            if self._stopping.is_set():
+                self._finish(job, error=f"{Path(job.path).name}: not imported, the daemon stopped")
+                continue
             try:
                 self._import(job)
             except Exception as exc:  # the thread must outlive any one bad export
@@ -178,6 +184,12 @@ class ChatImporter:
         batch: list[Conversation] = []
         chars = 0
         for conv in export.conversations():
+            if self._stopping.is_set():
+                if self._settle(run):
+                    self._finish(
+                        job, error=f"{path.name}: stopped with the daemon; import it again"
+                    )
+                return
             batch.append(conv)
             chars += sum(len(m.text) for m in conv.messages)
             with self._lock:
