@@ -8,12 +8,11 @@ fingerprinted for provenance.
 
 from __future__ import annotations
 
-import hashlib
-
 from labmind.indexers.chats import ChatMessage, Conversation, prose
 from labmind.indexers.chunk import EMBED_TEXT_CHARS, content_key
 
 from .chat_store import ConversationUpdate, MessageRow
+from .preparing import stable_id
 from .provenance import Linker
 from .store import ChunkRow, Fingerprint
 
@@ -28,20 +27,16 @@ def chat_path(conversation_id: str) -> str:
     return f"chat:{conversation_id}"
 
 
-def _stable_id(*parts: str) -> int:
-    raw = "\0".join(parts).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
-
-
 def conversation_update(conv: Conversation, origin: str, linker: Linker) -> ConversationUpdate:
     """Everything the store needs to replace ``conv`` whole."""
     messages: list[MessageRow] = []
     prints: list[Fingerprint] = []
     for position, message in enumerate(conv.messages, start=1):
-        chunks = _message_chunks(conv, message, position)
+        prose_rows, code_rows = _message_chunks(conv, message, position)
+        chunks = prose_rows + code_rows
         messages.append(
             MessageRow(
-                id=_stable_id(conv.id, message.id),
+                id=stable_id(conv.id, message.id),
                 message_id=message.id,
                 position=position,
                 role=message.role,
@@ -52,9 +47,8 @@ def conversation_update(conv: Conversation, origin: str, linker: Linker) -> Conv
             )
         )
         if message.role == "assistant":
-            for chunk in chunks:
-                if chunk.symbol is not None:
-                    prints += linker.chunk_fingerprints(chunk.id, chunk.text, chunk.language, 1)
+            for row in code_rows:
+                prints += linker.chunk_fingerprints(row.id, row.text, row.language, 1)
     return ConversationUpdate(
         id=conv.id,
         source=conv.source,
@@ -68,22 +62,25 @@ def conversation_update(conv: Conversation, origin: str, linker: Linker) -> Conv
     )
 
 
-def _message_chunks(conv: Conversation, message: ChatMessage, position: int) -> list[ChunkRow]:
+def _message_chunks(
+    conv: Conversation, message: ChatMessage, position: int
+) -> tuple[list[ChunkRow], list[ChunkRow]]:
+    """The message's prose chunks and its code-block chunks."""
     header = f"{conv.title} — {message.role}"
-    pieces: list[tuple[str, str, str | None]] = [
-        (window, PROSE_LANGUAGE, None) for window in prose_windows(prose(message.text))
+    prose_pieces: list[tuple[str, str, str | None]] = [
+        (w, PROSE_LANGUAGE, None) for w in prose_windows(prose(message.text))
     ]
-    pieces += [
+    code_pieces: list[tuple[str, str, str | None]] = [
         (block.code, block.language, f"code block {n}")
         for n, block in enumerate(message.code_blocks, start=1)
         if block.code.strip()
     ]
     rows: list[ChunkRow] = []
-    for part, (text, language, symbol) in enumerate(pieces):
+    for part, (text, language, symbol) in enumerate(prose_pieces + code_pieces):
         key = content_key(f"{header}\n{text}"[:EMBED_TEXT_CHARS])
         rows.append(
             ChunkRow(
-                id=_stable_id("chat", conv.id, message.id, str(part), str(key)),
+                id=stable_id("chat", conv.id, message.id, str(part), str(key)),
                 kind="chat",
                 language=language,
                 symbol=symbol,
@@ -94,7 +91,7 @@ def _message_chunks(conv: Conversation, message: ChatMessage, position: int) -> 
                 vec_key=key,
             )
         )
-    return rows
+    return rows[: len(prose_pieces)], rows[len(prose_pieces) :]
 
 
 def prose_windows(text: str, limit: int = PROSE_CHUNK_CHARS) -> list[str]:

@@ -79,9 +79,11 @@ class _Run:
 
 
 def export_signature(path: Path) -> tuple[int, int]:
-    """(size, newest mtime) of an export file, or of the JSON files of an export folder."""
+    """(size, newest mtime) of an export file, or of the conversation files of an export
+    folder (at its top or one folder down, where exports keep them)."""
     if path.is_dir():
-        stats = [p.stat() for p in path.rglob("*.json") if p.is_file()]
+        files = [*path.glob("conversations*.json"), *path.glob("*/conversations*.json")]
+        stats = [p.stat() for p in files if p.is_file()]
         return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
     st = path.stat()
     return st.st_size, st.st_mtime_ns

@@ -358,12 +358,14 @@ class IndexService:
         known: Mapping[str, FileState] | None = None,
     ) -> None:
         limit = int(self.config.max_file_size_mb * 1024 * 1024)
+        if known is None:
+            states = {str(p): self.store.file_state(str(p)) for p in paths}
+            known = {key: state for key, state in states.items() if state is not None}
         jobs = []
         for path in paths:
-            key = str(path)
-            state = known.get(key) if known is not None else self.store.file_state(key)
+            state = known.get(str(path))
             sha = state.sha256 if state is not None else None
-            jobs.append(FileJob(root.id, root.path, key, limit, sha))
+            jobs.append(FileJob(root.id, root.path, str(path), limit, sha))
         pending = _Pending(deletions=list(deletions))
         workers = self._workers(len(jobs))
         if workers:
@@ -384,7 +386,7 @@ class IndexService:
         root: Root,
         results: Iterable[Prepared | None],
         pending: _Pending,
-        known: Mapping[str, FileState] | None,
+        known: Mapping[str, FileState],
     ) -> _Pending:
         """Fold prepared files into batches, committing every :data:`BATCH_FILES`."""
         for result in results:
@@ -403,13 +405,12 @@ class IndexService:
         root: Root,
         result: Prepared,
         pending: _Pending,
-        known: Mapping[str, FileState] | None,
+        known: Mapping[str, FileState],
     ) -> None:
         key = result.path
         if result.skipped is not None:
             self.store.record_skip(root.id, key, result.skipped)
-            stored = known.get(key) if known is not None else self.store.file_state(key)
-            if stored is not None:
+            if key in known:
                 pending.deletions.append(key)
             self.events.publish({"type": "skipped", "path": key, "reason": result.skipped})
         elif result.touched is not None:

@@ -92,10 +92,8 @@ class LinkingService:
             return 0
         return len(batch)
 
-    def run_once(self, batch: list[tuple[int, str, str, int]] | None = None) -> int:
-        """Fingerprint and link one batch; returns how many chunks it took."""
-        if batch is None:
-            batch = self.store.unprinted_chunks(BATCH_CHUNKS)
+    def run_once(self, batch: list[tuple[int, str, str, int]]) -> int:
+        """Fingerprint and link one batch of unprinted chunks; returns its size."""
         if not batch:
             return 0
         prints: dict[int, list[Fingerprint]] = {

@@ -55,10 +55,15 @@ class Prepared:
     """Why the file is not indexed (binary, too large, unreadable, …)."""
 
 
+def stable_id(*parts: str) -> int:
+    """A positive 63-bit id derived from ``parts``: the same parts always give the same id."""
+    raw = "\0".join(parts).encode("utf-8", "replace")
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
+
+
 def chunk_id(path: str, chunk: Chunk, key: int) -> int:
     """A stable id for a chunk: the same chunk of the same file keeps its id."""
-    raw = f"{path}\0{chunk.start_line}\0{chunk.end_line}\0{key}".encode("utf-8", "replace")
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big") >> 1
+    return stable_id(path, str(chunk.start_line), str(chunk.end_line), str(key))
 
 
 def lexical_doc(chunk: ChunkRow | ChunkRecord, path: str, relative: str, mtime: int) -> LexicalDoc:
