@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).parent / "out"
-BENCHMARKS = ("cosqa", "stdlib", "daemon_latency", "provenance", "chat_import")
+BENCHMARKS = (
+    "cosqa",
+    "stdlib",
+    "daemon_latency",
+    "provenance",
+    "chat_import",
+    "backup",
+    "backup_faults",
+)
 
 
 def main() -> int:

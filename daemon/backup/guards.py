@@ -6,13 +6,18 @@ A record names the file and the kind of problem, never the secret itself.
 
 Order of the checks: the user's allow-list (gitignore-style globs) lets a path through
 every check; then the filename denylist; then the size cap; then the content scan
-(detect-secrets, run offline on text files under ``max_scan_bytes``).
+(detect-secrets, run offline on text files under ``max_scan_bytes``; for notebooks on
+their cell sources and text outputs at any size, never on image outputs, whose base64
+would read as high-entropy secrets).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -147,27 +152,89 @@ class Guards:
         """Whether the user's allow-list covers ``path`` (relative, ``/``-separated)."""
         return bool(self.allow) and bool(self._allow_spec.match_file(path))
 
-    def check(self, path: str, file: Path) -> HeldBack | None:
-        """Check the file at ``file`` (repository path ``path``); ``None`` lets it in."""
+    def check_quick(self, path: str, info: os.stat_result) -> HeldBack | None:
+        """The checks that need no reading: allow-list, file name, size."""
         if self.allowed(path):
             return None
         pattern = secret_name_match(path)
         if pattern is not None:
             return HeldBack(path, f"secret file name (matches {pattern})")
-        info = file.lstat()
         if info.st_size > self.max_file_bytes:
             return HeldBack(
                 path,
                 f"too large ({_megabytes(info.st_size)} > {_megabytes(self.max_file_bytes)})",
             )
-        if not stat.S_ISREG(info.st_mode) or info.st_size > self.max_scan_bytes:
+        return None
+
+    def check(self, path: str, file: Path) -> HeldBack | None:
+        """Check the file at ``file`` (repository path ``path``); ``None`` lets it in."""
+        info = file.lstat()
+        quick = self.check_quick(path, info)
+        if quick is not None or self.allowed(path):
+            return quick
+        if not stat.S_ISREG(info.st_mode):
             return None
-        if _looks_binary(file):
+        if path.lower().endswith(".ipynb"):
+            found = self._scan_notebook(file)
+            if found is not None:
+                return HeldBack(path, f"looks like a secret in a notebook: {found}")
+            return None
+        if info.st_size > self.max_scan_bytes or _looks_binary(file):
             return None
         found = self.scanner.find_secret(file)
         if found is not None:
             return HeldBack(path, f"looks like a secret: {found}")
         return None
+
+    def _scan_notebook(self, file: Path) -> str | None:
+        """Scan a notebook's cell sources and text outputs at any size, not its images."""
+        text = notebook_text(file.read_bytes())
+        if text is None:
+            size = file.stat().st_size
+            if size > self.max_scan_bytes or _looks_binary(file):
+                return None
+            return self.scanner.find_secret(file)
+        with tempfile.TemporaryDirectory(prefix="labmind-scan-") as folder:
+            extracted = Path(folder) / "notebook.txt"
+            extracted.write_text(text, encoding="utf-8")
+            return self.scanner.find_secret(extracted)
+
+
+def notebook_text(data: bytes) -> str | None:
+    """The text a notebook holds (cell sources, text and JSON outputs; no images), or
+    ``None`` when ``data`` is not a notebook."""
+    try:
+        notebook = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        return None
+    parts: list[str] = []
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        parts.append(_joined(cell.get("source")))
+        for output in cell.get("outputs") or ():
+            if not isinstance(output, dict):
+                continue
+            parts.append(_joined(output.get("text")))
+            data_field = output.get("data")
+            if isinstance(data_field, dict):
+                parts.extend(
+                    _joined(value) if isinstance(value, str | list) else json.dumps(value)
+                    for kind, value in data_field.items()
+                    if not kind.startswith("image/")
+                )
+    return "\n".join(p for p in parts if p)
+
+
+def _joined(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(v for v in value if isinstance(v, str))
+    return ""
 
 
 def _looks_binary(file: Path) -> bool:

@@ -4,8 +4,9 @@ A shadow is a git dir at ``<data>/shadows/<hash of the folder's path>.git`` whos
 ``core.worktree`` is the user's folder, so `take_snapshot` works on it like on any
 repository while no ``.git`` is ever created inside the folder. Its HEAD stays the
 unborn branch ``main``, so every snapshot lands on ``refs/labmind/snapshots/main``.
-Build output, virtualenvs and caches are excluded through the shadow's own
-``info/exclude``; the folder's ``.gitignore`` files are honoured as well.
+Build output, virtualenvs, caches and training artefacts (checkpoints, arrays,
+experiment-tracker folders) are excluded through the shadow's own ``info/exclude``;
+the folder's ``.gitignore`` files are honoured as well.
 """
 
 from __future__ import annotations
@@ -37,6 +38,24 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "dist/",
     "*.egg-info/",
     ".DS_Store",
+    ".cache/",
+    # training artefacts: large, regenerable, and not what a code backup is for
+    "wandb/",
+    "mlruns/",
+    "lightning_logs/",
+    "checkpoints/",
+    "*.ckpt",
+    "*.pt",
+    "*.pth",
+    "*.safetensors",
+    "*.onnx",
+    "*.h5",
+    "*.hdf5",
+    "*.npy",
+    "*.npz",
+    "*.parquet",
+    "*.arrow",
+    "*.tfrecord",
 )
 """Gitignore lines written to every shadow's ``info/exclude``."""
 

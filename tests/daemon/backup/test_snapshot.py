@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -318,11 +319,20 @@ def test_a_ref_moved_by_someone_else_is_detected_and_left_alone(
         update_ref_if_unchanged(git, REF, head, expected=None)
     assert repo.rev(REF) == str(first.commit)
 
-    (repo.root / ".git" / REF).with_suffix(".lock").write_text("someone else\n")
+
+def test_a_ref_lock_git_holds_for_a_moment_is_waited_for(repo: GitRepo, guards: Guards) -> None:
+    lock = (repo.root / ".git" / REF).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("held by git pack-refs\n")
+    release = threading.Timer(0.2, lambda: lock.unlink(missing_ok=True))
+    release.start()
     repo.write("train.py", "print('v3')\n")
-    with pytest.raises(ConcurrentSnapshotError, match="someone else"):
-        take_snapshot(repo.root, guards=guards)
-    assert repo.rev(REF) == str(first.commit)
+
+    result = take_snapshot(repo.root, guards=guards)
+    release.join()
+
+    assert result.created and repo.rev(REF) == str(result.commit)
+    assert not lock.exists()
 
 
 def test_a_folder_that_is_not_a_repository_is_refused(tmp_path: Path) -> None:
