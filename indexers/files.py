@@ -17,6 +17,8 @@ CONTROL_RATIO = 0.3
 """Share of control bytes above which a file without NUL bytes still counts as binary."""
 
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\b\x1b")
+_NOT_CONTROLS = bytes(b for b in range(256) if b >= 0x20 or b in _TEXT_CONTROLS)
+"""Every byte but the control bytes that do not occur in text (deleted to count those)."""
 _UTF16_32_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -125,7 +127,7 @@ def looks_binary(head: bytes) -> bool:
         return True
     if not head:
         return False
-    controls = sum(1 for byte in head if byte < 0x20 and byte not in _TEXT_CONTROLS)
+    controls = len(head.translate(None, _NOT_CONTROLS))
     return controls / len(head) > CONTROL_RATIO
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from itertools import chain
 
 MAX_TOKEN_CHARS = 40
@@ -48,6 +49,7 @@ def analyze(text: str) -> str:
     return " ".join(code_terms(text))
 
 
+@lru_cache(maxsize=4096)
 def path_terms(path: str) -> str:
     """Terms of a file path: each folder and file name split like an identifier.
 
