@@ -16,6 +16,7 @@ from labmind.indexers.embedder_worker import WorkerEmbedder
 from labmind.indexers.lexical import LexicalIndex, LexicalIndexError
 
 from . import __version__
+from .backups import BackupService
 from .chats import ChatService
 from .config import Config, ConfigError, load_config
 from .embedding import EmbeddingService
@@ -25,15 +26,20 @@ from .instance import AlreadyRunning, acquire
 from .linking import LinkingService
 from .paths import InsecureRuntimeDir, Paths
 from .protocol import (
+    BackupOutcome,
+    BackupStatus,
     ChatDetail,
     ChatSummary,
     ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
+    RestoreRequest,
+    RestoreResult,
     SearchRequest,
     SearchResponse,
     SkippedFile,
+    SnapshotEntry,
     StatusInfo,
     WatchRoot,
     WhyResponse,
@@ -105,6 +111,7 @@ class Daemon:
         self.watcher = Watcher(self._on_batch, debounce_s=config.index.debounce_ms / 1000)
         self.chats = ChatService(self.indexer, self.events, config.chats)
         self.linking = LinkingService(self.store, self.indexer.linker, self.events)
+        self.backups = BackupService(self.store, self.events, config.backup, paths.data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -122,6 +129,7 @@ class Daemon:
         self.watcher.start()
         self.chats.start()
         roots = [r.path for r in self.store.roots()]
+        self.backups.start(roots)
         for root in roots:
             self._watch(root)
         if roots and self.indexer.lexical is not None:
@@ -132,6 +140,7 @@ class Daemon:
     def stop(self) -> None:
         """Stop the watcher, finish and commit the batch in hand, save vectors."""
         self.watcher.stop()
+        self.backups.stop()
         self.chats.stop()
         self.indexer.stop()
         self.linking.stop()
@@ -197,6 +206,7 @@ class Daemon:
         folders = [f for f in batch.changed_dirs if not any(_inside(str(f), r) for r in rescan)]
         if batch.changed or batch.deleted or batch.deleted_dirs:
             self.indexer.files_changed(batch.changed, batch.deleted, batch.deleted_dirs)
+            self.backups.edited([*batch.changed, *batch.deleted, *batch.deleted_dirs])
         if folders:
             self.indexer.folders_changed(folders)
         if rescan:
@@ -256,6 +266,7 @@ class Daemon:
             if _inside(root.path, folder):
                 self.watch_remove(root.path)
         root_row, _ = self.store.add_root(folder)
+        self.backups.sync_roots(r.path for r in self.store.roots())
         self._watch(folder)
         self.indexer.scan([folder])
         self.events.publish({"type": "watch", "path": folder, "added": True})
@@ -269,6 +280,7 @@ class Daemon:
         self.watcher.remove_root(Path(root.path))
         self.store.remove_root(root.path)
         self.indexer.forget_root(root.path)
+        self.backups.sync_roots(r.path for r in self.store.roots())
         self.events.publish({"type": "watch", "path": root.path, "added": False})
         return True
 
@@ -346,6 +358,21 @@ class Daemon:
     def why(self, path: str, line: int | None) -> WhyResponse:
         return self.chats.why(path, line)
 
+    def backup_status(self) -> BackupStatus:
+        return self.backups.status()
+
+    def backup_now(self, path: str | None) -> list[BackupOutcome]:
+        return self.backups.now(path)
+
+    def backup_log(self, path: str, branch: str | None, limit: int) -> list[SnapshotEntry]:
+        return self.backups.history(path, branch, limit)
+
+    def backup_restore(self, req: RestoreRequest) -> RestoreResult:
+        return self.backups.restore(req)
+
+    def backup_pause(self, paused: bool) -> None:
+        self.backups.set_paused(paused)
+
     def reload_config(self) -> None:
         try:
             config = load_config(self.paths.config_file)
@@ -355,6 +382,7 @@ class Daemon:
         self.searcher.default_mode = config.search.default_mode
         self.indexer.reconfigure(config.index)
         self.chats.reconfigure(config.chats)
+        self.backups.reconfigure(config.backup)
         roots = [r.path for r in self.store.roots()]
         if roots:
             self.indexer.scan(roots)

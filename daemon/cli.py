@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import cli_render as render
+from .cli_backup import backup_app
 from .cli_chats import chats_app, import_command, why_command
 from .cli_session import (
     NO_AUTOSTART_ENV,
@@ -109,6 +110,7 @@ config_app = typer.Typer(help="Read and change config.toml.", no_args_is_help=Tr
 app.add_typer(watch_app, name="watch")
 app.add_typer(config_app, name="config")
 app.add_typer(chats_app, name="chats")
+app.add_typer(backup_app, name="backup")
 app.command("import")(import_command)
 app.command("why")(why_command)
 

@@ -18,6 +18,9 @@ from .instance import is_answering
 from .paths import Paths
 from .protocol import (
     Ack,
+    BackupNowRequest,
+    BackupOutcome,
+    BackupStatus,
     ChatDetail,
     ChatSummary,
     Event,
@@ -26,9 +29,12 @@ from .protocol import (
     IndexJob,
     IndexProgress,
     IndexRequest,
+    RestoreRequest,
+    RestoreResult,
     SearchRequest,
     SearchResponse,
     SkippedFile,
+    SnapshotEntry,
     StatusInfo,
     WatchRequest,
     WatchRoot,
@@ -36,6 +42,8 @@ from .protocol import (
 )
 
 DEFAULT_TIMEOUT_S = 30.0
+BACKUP_TIMEOUT_S = 3600.0
+"""A first snapshot or push of a large folder takes a while; `backup now` waits for it."""
 BASE_URL = "http://labmind"
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +51,8 @@ M = TypeVar("M", bound=BaseModel)
 _WATCH_ROOTS = TypeAdapter(list[WatchRoot])
 _SKIPPED_FILES = TypeAdapter(list[SkippedFile])
 _CHAT_SUMMARIES = TypeAdapter(list[ChatSummary])
+_BACKUP_OUTCOMES = TypeAdapter(list[BackupOutcome])
+_SNAPSHOT_ENTRIES = TypeAdapter(list[SnapshotEntry])
 _EVENT_FIELDS = frozenset(Event.model_fields)
 
 
@@ -145,6 +155,31 @@ class DaemonClient:
         params = {"path": path} if line is None else {"path": path, "line": str(line)}
         return self._model(WhyResponse, "GET", "/why", params=params)
 
+    def backup_status(self) -> BackupStatus:
+        return self._model(BackupStatus, "GET", "/backup")
+
+    def backup_now(self, path: str | None = None) -> list[BackupOutcome]:
+        body = BackupNowRequest(path=path)
+        return self._list(
+            _BACKUP_OUTCOMES, "POST", "/backup/now", body=body, timeout=BACKUP_TIMEOUT_S
+        )
+
+    def backup_log(
+        self, path: str, branch: str | None = None, limit: int = 50
+    ) -> list[SnapshotEntry]:
+        params = {"path": path, "limit": str(limit)}
+        if branch is not None:
+            params["branch"] = branch
+        return self._list(_SNAPSHOT_ENTRIES, "GET", "/backup/log", params=params)
+
+    def backup_restore(self, request: RestoreRequest) -> RestoreResult:
+        return self._model(
+            RestoreResult, "POST", "/backup/restore", body=request, timeout=BACKUP_TIMEOUT_S
+        )
+
+    def backup_pause(self, paused: bool) -> Ack:
+        return self._model(Ack, "POST", "/backup/pause" if paused else "/backup/resume")
+
     def events(self) -> Generator[Event, None, None]:
         """The daemon's event stream, until it ends or the generator is closed."""
         timeout = httpx.Timeout(self.timeout, read=None)
@@ -165,8 +200,9 @@ class DaemonClient:
         *,
         body: BaseModel | None = None,
         params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> M:
-        data = self._request(method, url, body=body, params=params)
+        data = self._request(method, url, body=body, params=params, timeout=timeout)
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -178,9 +214,11 @@ class DaemonClient:
         method: str,
         url: str,
         *,
+        body: BaseModel | None = None,
         params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> list[M]:
-        data = self._request(method, url, params=params)
+        data = self._request(method, url, body=body, params=params, timeout=timeout)
         try:
             return adapter.validate_python(data)
         except ValidationError as exc:
@@ -193,10 +231,17 @@ class DaemonClient:
         *,
         body: BaseModel | None = None,
         params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         payload = None if body is None else body.model_dump(mode="json")
         try:
-            response = self._http.request(method, url, json=payload, params=params)
+            response = self._http.request(
+                method,
+                url,
+                json=payload,
+                params=params,
+                timeout=self.timeout if timeout is None else timeout,
+            )
         except httpx.TransportError as exc:
             raise self._transport_error(exc, f"{method} {url}") from exc
         if response.is_error:

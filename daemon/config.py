@@ -57,6 +57,35 @@ class ChatsConfig(_Section):
     auto_import: bool = True
 
 
+class RepoBackupConfig(_Section):
+    """Settings for one repository or folder that override `[backup]`; unset keys inherit."""
+
+    enabled: bool | None = None
+    interval_min: float | None = Field(default=None, gt=0)
+    push: bool | None = None
+    remote: str | None = None
+
+
+class BackupConfig(_Section):
+    enabled: bool = True
+    """Snapshot every watched folder (repositories in place, other folders in a shadow)."""
+    interval_min: float = Field(default=15.0, gt=0)
+    quiet_s: float = Field(default=120.0, ge=0)
+    """Snapshot this long after edits stop (0: only on the interval)."""
+    push: bool = True
+    remote: str = ""
+    """Where snapshots are pushed; empty: each repository's ``origin``."""
+    push_branches: bool = False
+    """Also push the user's own branches when they are strictly ahead of their upstream."""
+    max_file_mb: float = Field(default=50.0, gt=0)
+    allow: list[str] = Field(default_factory=list)
+    """Gitignore-style globs let through the secret and size guards."""
+    host: str = ""
+    """The name in ``labmind/<host>/<branch>``; empty: this machine's host name."""
+    repos: dict[str, RepoBackupConfig] = Field(default_factory=dict)
+    """Per-folder overrides, keyed by the folder's path."""
+
+
 class DaemonConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -66,6 +95,7 @@ class Config(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     chats: ChatsConfig = Field(default_factory=ChatsConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
 
@@ -156,6 +186,8 @@ def _parse(key: str, annotation: Any, raw: str) -> Any:
             raise ConfigError(f"{key}: expected a number, got {raw!r}", key=key) from None
     if typing.get_origin(annotation) is list:
         return _parse_list(key, text)
+    if typing.get_origin(annotation) is dict:
+        return _parse_table(key, text)
     if annotation is str or typing.get_origin(annotation) is Literal:
         return text
     raise TypeError(f"no parser for {key} of type {annotation!r}")
@@ -170,6 +202,16 @@ def _parse_list(key: str, text: str) -> list[Any]:
         assert isinstance(value, list)
         return value
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _parse_table(key: str, text: str) -> dict[str, Any]:
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{key}: not a TOML inline table: {exc}", key=key) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a TOML inline table {{…}}, got {text!r}", key=key)
+    return value
 
 
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)$")
@@ -211,11 +253,30 @@ def _validate(data: Mapping[str, Any], *, origin: Path, edited_key: str | None =
 def _describe(loc: tuple[int | str, ...], kind: str, msg: str) -> str:
     key = ".".join(str(part) for part in loc)
     if kind == "extra_forbidden":
-        known = known_keys() if len(loc) > 1 else list(Config.model_fields)
+        if len(loc) == 1:
+            known = list(Config.model_fields)
+        elif len(loc) == 2:
+            known = known_keys()
+        else:
+            known = list(_model_at(loc[:-1]).model_fields)
         return f"unknown key '{key}'; known keys: {', '.join(known)}"
     if kind == "model_type" and len(loc) == 1:
         return f"{key}: expected a table ([{key}])"
     return f"{key}: {msg}"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model that validates the table at ``loc`` (dict keys step into the value type)."""
+    model: type[BaseModel] = Config
+    annotation: Any = Config
+    for part in loc:
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            annotation = model.model_fields[str(part)].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return model
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

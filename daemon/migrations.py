@@ -128,4 +128,39 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     """,
+    # 3: backups: the repositories and shadow folders backed up, what their last
+    # snapshot held back, and the last push of each snapshot branch
+    """
+    CREATE TABLE backup_repos (
+        path TEXT PRIMARY KEY,
+        root TEXT NOT NULL,
+        shadow INTEGER NOT NULL,
+        added_at REAL NOT NULL,
+        snapshot_at REAL,
+        snapshot_branch TEXT,
+        snapshot_commit TEXT,
+        files_changed INTEGER NOT NULL DEFAULT 0,
+        checked_at REAL,
+        error TEXT
+    );
+    CREATE TABLE backup_held (
+        repo TEXT NOT NULL REFERENCES backup_repos(path) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (repo, path)
+    ) WITHOUT ROWID;
+    CREATE TABLE backup_pushes (
+        repo TEXT NOT NULL REFERENCES backup_repos(path) ON DELETE CASCADE,
+        branch TEXT NOT NULL,
+        remote_ref TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        pushed_commit TEXT,
+        at REAL NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        retry_at REAL,
+        PRIMARY KEY (repo, branch, remote_ref)
+    ) WITHOUT ROWID;
+    """,
 )

@@ -19,6 +19,12 @@ GET         /chats/import/{id}                        ImportStatus
 GET         /chats              ?limit=&offset=       list[ChatSummary]
 GET         /chats/{id}                               ChatDetail (id or unique prefix)
 GET         /why                ?path=&line=          WhyResponse
+GET         /backup             ?path=                BackupStatus
+POST        /backup/now         BackupNowRequest      list[BackupOutcome]
+GET         /backup/log         ?path=&branch=&limit= list[SnapshotEntry]
+POST        /backup/restore     RestoreRequest        RestoreResult
+POST        /backup/pause                             Ack
+POST        /backup/resume                            Ack
 POST        /config/reload                            Ack
 GET         /events                                   server-sent events (Event)
 ==========  ==================  ====================  ==========================
@@ -216,3 +222,89 @@ class WhyResponse(BaseModel):
     line: int | None
     indexed: bool
     links: list[WhyLink]
+
+
+class HeldBackFile(BaseModel):
+    """A file the guards keep out of snapshots (a secret, or over the size cap)."""
+
+    path: str
+    reason: str
+    since: float
+
+
+class PushState(BaseModel):
+    """The last push of one snapshot branch (or, opted in, one of the user's branches)."""
+
+    branch: str
+    remote_ref: str
+    status: str
+    """pushed, up_to_date, non_fast_forward, rejected, auth_failed, unreachable, error"""
+    message: str
+    at: float
+    pushed_commit: str | None
+    retry_at: float | None = None
+
+
+class BackupRepoStatus(BaseModel):
+    path: str
+    root: str
+    shadow: bool
+    """True for a plain folder backed up through a shadow repository in the data folder."""
+    branch: str | None
+    last_snapshot: str | None
+    last_snapshot_at: float | None
+    files_changed: int
+    checked_at: float | None
+    next_check_at: float | None
+    remote: str | None
+    unpushed: int
+    """Snapshots on the current branch not yet on the remote."""
+    pushes: list[PushState]
+    held_back: list[HeldBackFile]
+    error: str | None
+
+
+class BackupStatus(BaseModel):
+    enabled: bool
+    paused: bool
+    push: bool
+    repos: list[BackupRepoStatus]
+
+
+class BackupNowRequest(BaseModel):
+    path: str | None = None
+    """A backed-up folder or anything inside one; none: every folder."""
+
+
+class BackupOutcome(BaseModel):
+    path: str
+    branch: str | None
+    snapshot: str | None
+    created: bool
+    files_changed: int
+    held_back: list[HeldBackFile]
+    pushes: list[PushState]
+    error: str | None
+
+
+class SnapshotEntry(BaseModel):
+    commit: str
+    time: float
+    message: str
+    pushed: bool
+
+
+class RestoreRequest(BaseModel):
+    path: str
+    at: str
+    """A snapshot commit (or unique prefix), a ref, or a time: ISO date/time or ``2h``/``3d``."""
+    to: str
+    branch: str | None = None
+    """Whose snapshots; default: the branch checked out now."""
+
+
+class RestoreResult(BaseModel):
+    commit: str
+    time: float
+    target: str
+    files: int

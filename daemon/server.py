@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from .events import SSE_KEEPALIVE, EventBus, format_sse
 from .protocol import (
     Ack,
+    BackupNowRequest,
+    BackupOutcome,
+    BackupStatus,
     ChatDetail,
     ChatSummary,
     ImportRequest,
@@ -19,9 +22,12 @@ from .protocol import (
     IndexJob,
     IndexProgress,
     IndexRequest,
+    RestoreRequest,
+    RestoreResult,
     SearchRequest,
     SearchResponse,
     SkippedFile,
+    SnapshotEntry,
     StatusInfo,
     WatchRequest,
     WatchRoot,
@@ -60,6 +66,11 @@ class Backend(Protocol):
     def chats_list(self, limit: int, offset: int) -> list[ChatSummary]: ...
     def chat(self, chat_id: str) -> ChatDetail: ...
     def why(self, path: str, line: int | None) -> WhyResponse: ...
+    def backup_status(self) -> BackupStatus: ...
+    def backup_now(self, path: str | None) -> list[BackupOutcome]: ...
+    def backup_log(self, path: str, branch: str | None, limit: int) -> list[SnapshotEntry]: ...
+    def backup_restore(self, req: RestoreRequest) -> RestoreResult: ...
+    def backup_pause(self, paused: bool) -> None: ...
 
 
 def create_api(backend: Backend) -> FastAPI:
@@ -139,6 +150,34 @@ def create_api(backend: Backend) -> FastAPI:
     @api.get("/why")
     def why(path: str, line: int | None = None) -> WhyResponse:
         return backend.why(path, line)
+
+    @api.get("/backup")
+    def backup_status() -> BackupStatus:
+        return backend.backup_status()
+
+    @api.post("/backup/now")
+    def backup_now(req: BackupNowRequest) -> list[BackupOutcome]:
+        return backend.backup_now(req.path)
+
+    @api.get("/backup/log")
+    def backup_log(path: str, branch: str | None = None, limit: int = 50) -> list[SnapshotEntry]:
+        if limit < 1 or limit > 100_000:
+            raise ApiError(400, "limit must be 1…100000")
+        return backend.backup_log(path, branch, limit)
+
+    @api.post("/backup/restore")
+    def backup_restore(req: RestoreRequest) -> RestoreResult:
+        return backend.backup_restore(req)
+
+    @api.post("/backup/pause")
+    def backup_pause() -> Ack:
+        backend.backup_pause(True)
+        return Ack(message="backups paused; `labmind backup resume` starts them again")
+
+    @api.post("/backup/resume")
+    def backup_resume() -> Ack:
+        backend.backup_pause(False)
+        return Ack(message="backups resumed")
 
     @api.get("/events")
     async def events() -> StreamingResponse:

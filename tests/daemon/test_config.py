@@ -215,3 +215,20 @@ def test_config_as_dict_has_every_key() -> None:
     assert flat == known_keys()
     assert data["index"]["exclude"] == []
     assert data["search"]["default_mode"] == "hybrid"
+
+
+def test_per_folder_backup_settings_are_set_as_an_inline_table(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+
+    config = set_value(path, "backup.repos", '{"~/code/big" = {interval_min = 60, push = false}}')
+
+    assert config.backup.repos["~/code/big"].interval_min == 60
+    assert config.backup.repos["~/code/big"].push is False
+    assert load_config(path) == config
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'backup.repos.x.every'; known keys: enabled"
+    ):
+        set_value(path, "backup.repos", '{"x" = {every = 5}}')
+    with pytest.raises(ConfigError, match="not a TOML inline table"):
+        set_value(path, "backup.repos", "{oops")
+    assert load_config(path) == config

@@ -72,9 +72,12 @@ class Lab:
         return self.home / "downloads"
 
     def configure(self, text: str) -> None:
-        """Write config.toml; the export folder stays in the lab unless ``text`` sets it."""
+        """Write config.toml; the export folder stays in the lab and backups stay off
+        unless ``text`` says otherwise."""
         if "[chats]" not in text:
             text += f'\n[chats]\nexport_dir = "{self.downloads}"\n'
+        if "[backup]" not in text:
+            text += "\n[backup]\nenabled = false\n"
         self.paths.config_dir.mkdir(parents=True, exist_ok=True)
         self.paths.config_file.write_text(text)
 
