@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -138,13 +140,31 @@ def default_workers() -> int:
     return min(4, cores or 1) if (cores or 1) > 1 else 0
 
 
+PARENT_CHECK_S = 1.0
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a worker: exit as soon as ``parent`` is gone (a daemon killed with -9 cannot
+    shut its pool down, and idle workers would otherwise wait for work forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="labmind-parent-watch", daemon=True).start()
+
+
 class PreparePool:
     """Worker processes (spawned: they share nothing with the daemon's threads)."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
         )
 
     def prepare(self, jobs: Sequence[FileJob]) -> Iterator[Prepared | None]:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from labmind.daemon.preparing import FileJob, PreparePool, prepare
 
@@ -44,3 +49,43 @@ def test_workers_prepare_the_same_chunks_in_the_same_order(tmp_path: Path) -> No
     assert skipped is not None and skipped.skipped
     assert touched is not None and touched.touched is not None and touched.update is None
     assert image is None, "files of no indexed kind are left alone"
+
+
+POOL_SCRIPT = """
+import os, sys, time
+from labmind.daemon.preparing import PreparePool, FileJob
+if __name__ == "__main__":
+    pool = PreparePool(2)
+    list(pool.prepare([FileJob(1, "/", "/nonexistent.py", 1000, None)] * 40))
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "pool.py"
+    script.write_text(POOL_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    assert parent.stdout.readline().strip() == "ready"
+    workers = [
+        child.pid
+        for child in psutil.Process(parent.pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+    assert len(workers) == 2
+
+    parent.kill()
+    parent.wait()
+
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
