@@ -1,0 +1,276 @@
+"""LocalExecutor with real processes: start, poll, cancel, and reattach after its starter died."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from labmind.trainers import run_dir as rd
+from labmind.trainers.executor import AttemptSpec, AttemptState, Executor, ExecutorError, Handle
+from labmind.trainers.local_executor import LocalExecutor
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
+    """Poll ``probe`` until it returns something other than None/False, or fail."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+
+
+@pytest.fixture
+def executor() -> Executor:
+    return LocalExecutor()
+
+
+def spec(tmp_path: Path, command: str, attempt: int = 1) -> AttemptSpec:
+    run_dir = rd.attempt_dir(tmp_path / "runs", "r1", attempt)
+    return AttemptSpec("r1", attempt, run_dir, command=command)
+
+
+def finished(executor: Executor, handle: Handle, timeout: float = 10.0) -> AttemptState:
+    def probe() -> AttemptState | None:
+        state = executor.poll(handle)
+        return state if state.finished else None
+
+    return wait_for(probe, timeout)
+
+
+def gone(pid: int) -> bool:
+    return rd.process_start_time(pid) is None
+
+
+def test_start_poll_and_log_tail(tmp_path: Path, executor: Executor) -> None:
+    handle = executor.start(spec(tmp_path, "echo hello; echo oops >&2; exit 3"))
+    state = finished(executor, handle)
+    assert (state.status, state.exit_code, state.signal, state.succeeded) == (
+        "exited",
+        3,
+        None,
+        False,
+    )
+    assert executor.log_tail(handle.run_dir).splitlines() == ["hello", "oops"]
+    assert rd.read_log(handle.run_dir, 0, 3) == b"hel"
+    assert rd.read_log(handle.run_dir, 3, 1000) == b"lo\noops\n"
+    assert rd.read_log(handle.run_dir, 11, 1000) == b""
+    assert (handle.run_dir / rd.WRAPPER_LOG).read_text() == ""
+
+
+def test_gpus_env_and_cwd_reach_the_command(tmp_path: Path, executor: Executor) -> None:
+    probe = 'echo "$CUDA_DEVICE_ORDER|$CUDA_VISIBLE_DEVICES|$LM_Y|$(pwd)"'
+    gpu = replace(spec(tmp_path, probe), gpus=("GPU-aa", "GPU-bb"), env={"LM_Y": "y"}, cwd=tmp_path)
+    cpu = spec(tmp_path, probe, attempt=2)
+    for attempt in (gpu, cpu):
+        assert finished(executor, executor.start(attempt)).succeeded
+    assert executor.log_tail(gpu.run_dir) == f"PCI_BUS_ID|GPU-aa,GPU-bb|y|{tmp_path}\n"
+    assert executor.log_tail(cpu.run_dir) == f"PCI_BUS_ID|||{cpu.run_dir}\n"
+
+
+def test_a_command_that_does_not_exist_fails_with_127(tmp_path: Path, executor: Executor) -> None:
+    attempt = AttemptSpec("r1", 1, tmp_path / "run", argv=["labmind-no-such-command"])
+    state = finished(executor, executor.start(attempt))
+    assert state.exit_code == 127
+    assert state.error is not None
+    assert "command not found: labmind-no-such-command" in executor.log_tail(attempt.run_dir)
+
+
+def test_timeout(tmp_path: Path, executor: Executor) -> None:
+    handle = executor.start(replace(spec(tmp_path, "sleep 30"), timeout_s=0.5, kill_grace_s=1.0))
+    state = finished(executor, handle)
+    assert (state.timed_out, state.signal, state.exit_code) == (True, signal.SIGTERM, None)
+
+
+def test_cancel_stops_the_whole_group(tmp_path: Path, executor: Executor) -> None:
+    handle = executor.start(spec(tmp_path, "sleep 30 & echo $! > gc.pid; wait"))
+    grandchild = wait_for(lambda: _pid_in(handle.run_dir / "gc.pid"))
+    executor.cancel(handle, grace_s=5.0)
+    state = executor.poll(handle)
+    assert (state.status, state.signal, state.cancelled) == ("exited", signal.SIGTERM, True)
+    assert gone(grandchild)
+    assert handle.pgid is not None
+    assert not rd.process_group_alive(handle.pgid)
+
+
+def test_cancel_escalates_to_sigkill(tmp_path: Path, executor: Executor) -> None:
+    command = 'trap "" TERM; sleep 30 & echo $! > gc.pid; wait'
+    handle = executor.start(replace(spec(tmp_path, command), kill_grace_s=30.0))
+    grandchild = wait_for(lambda: _pid_in(handle.run_dir / "gc.pid"))
+    began = time.monotonic()
+    executor.cancel(handle, grace_s=0.3)
+    assert time.monotonic() - began < 5
+    state = executor.poll(handle)
+    assert (state.status, state.signal, state.cancelled) == ("exited", signal.SIGKILL, True)
+    assert gone(grandchild)
+
+
+def test_a_run_outlives_kill_9_of_the_process_that_started_it(
+    tmp_path: Path, executor: Executor
+) -> None:
+    run_dir, go = tmp_path / "run", tmp_path / "go"
+    command = f"while [ ! -e {go} ]; do sleep 0.02; done; echo finished; exit 5"
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _STARTER, str(run_dir), command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert starter.stdout is not None
+    wrapper_pid = int(starter.stdout.readline())
+    starter.kill()
+    assert starter.wait(timeout=10) == -signal.SIGKILL
+
+    handle = executor.reattach(run_dir)
+    assert handle is not None
+    assert handle.pid == wrapper_pid
+    assert executor.poll(handle).status == "running"
+    go.touch()
+    state = finished(executor, handle)
+    assert (state.status, state.exit_code) == ("exited", 5)
+    assert executor.log_tail(run_dir) == "finished\n"
+
+
+_STARTER = """
+import sys
+import threading
+from pathlib import Path
+from labmind.trainers.executor import AttemptSpec
+from labmind.trainers.local_executor import LocalExecutor
+handle = LocalExecutor().start(AttemptSpec("r1", 1, Path(sys.argv[1]), command=sys.argv[2]))
+print(handle.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_reattach_a_finished_run(tmp_path: Path, executor: Executor) -> None:
+    first = executor.start(spec(tmp_path, "exit 4"))
+    finished(executor, first)
+    handle = LocalExecutor().reattach(first.run_dir)
+    assert handle == first
+    state = LocalExecutor().poll(handle)
+    assert (state.status, state.exit_code) == ("exited", 4)
+
+
+def test_reattach_a_lost_run(tmp_path: Path, executor: Executor) -> None:
+    first = executor.start(spec(tmp_path, "sleep 30"))
+    os.kill(first.pid, signal.SIGKILL)  # the wrapper dies before it can write exit.json
+    wait_for(lambda: executor.poll(first).status == "lost")
+    handle = LocalExecutor().reattach(first.run_dir)
+    assert handle is not None
+    assert LocalExecutor().poll(handle).status == "lost"
+    # The orphaned command is still there; cancel reaches it through its process group.
+    assert handle.pgid is not None
+    assert rd.process_group_alive(handle.pgid)
+    executor.cancel(handle, grace_s=2.0)
+    assert not rd.process_group_alive(handle.pgid)
+    assert executor.poll(handle).status == "lost"
+
+
+def test_reattach_an_attempt_that_never_started(tmp_path: Path, executor: Executor) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rd.write_command(run_dir, rd.CommandRecord(argv=("true",), cwd=str(run_dir)))
+    assert executor.reattach(run_dir) is None
+    assert executor.reattach(tmp_path / "nothing-here") is None
+
+
+def test_reattach_waits_for_a_wrapper_that_is_still_starting(
+    tmp_path: Path, executor: Executor
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    me = rd.process_start_time(os.getpid())
+    assert me is not None
+    record = rd.StartRecord(os.getpid(), me, None, None, None, "host", time.time())
+    results: list[Handle | None] = []
+    for writes_start in (True, False):
+        # Holding wrapper.lock is what a wrapper does from the moment it is spawned.
+        fd = os.open(run_dir / rd.WRAPPER_LOCK, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: results.append(executor.reattach(run_dir)))
+        waiter.start()
+        if writes_start:
+            rd.write_json_atomic(run_dir / rd.START_FILE, record.to_json())
+        os.close(fd)
+        waiter.join(timeout=10)
+        (run_dir / rd.START_FILE).unlink(missing_ok=True)
+    assert results == [Handle(os.getpid(), None, me, run_dir), None]
+
+
+def test_a_reused_pid_is_not_the_run(tmp_path: Path, executor: Executor) -> None:
+    handle = executor.start(spec(tmp_path, "sleep 30"))
+    try:
+        assert executor.poll(handle).status == "running"
+        impostor = Handle(handle.pid, handle.pgid, handle.start_time + 1, handle.run_dir)
+        assert executor.poll(impostor).status == "lost"
+    finally:
+        executor.cancel(handle, grace_s=2.0)
+    assert executor.poll(handle).cancelled
+
+
+def test_an_unwritable_run_folder_is_one_clear_error(tmp_path: Path, executor: Executor) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ExecutorError) as caught:
+        executor.start(AttemptSpec("r1", 1, blocker / "run", command="true"))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"cannot create the run folder {blocker / 'run'}" in message
+
+
+def test_an_attempt_starts_once(tmp_path: Path, executor: Executor) -> None:
+    attempt = spec(tmp_path, "true")
+    finished(executor, executor.start(attempt))
+    with pytest.raises(ExecutorError, match="already started"):
+        executor.start(attempt)
+
+
+def test_a_wrapper_that_dies_before_starting(tmp_path: Path) -> None:
+    executor = LocalExecutor(wrapper_module="labmind.trainers.no_such_wrapper")
+    with pytest.raises(ExecutorError, match="before starting the command") as caught:
+        executor.start(spec(tmp_path, "true"))
+    assert "\n" not in str(caught.value)
+    assert "No module named" in caught.value.log_tail
+
+
+def test_log_tail_is_bounded_and_starts_at_a_line(tmp_path: Path, executor: Executor) -> None:
+    handle = executor.start(spec(tmp_path, "for i in $(seq 1000); do echo line-$i; done"))
+    finished(executor, handle)
+    tail = executor.log_tail(handle.run_dir, max_bytes=100)
+    assert len(tail.encode()) <= 100
+    assert tail.splitlines()[0].startswith("line-")
+    assert tail.endswith("line-1000\n")
+
+
+def test_attempt_spec_needs_one_command() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        AttemptSpec("r", 1, Path("x"))
+    with pytest.raises(ValueError, match="exactly one"):
+        AttemptSpec("r", 1, Path("x"), command="true", argv=["true"])
+    assert AttemptSpec("r", 1, Path("x"), command="a b").full_argv() == ("/bin/sh", "-c", "a b")
+
+
+def _pid_in(path: Path) -> int | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.endswith("\n") else None
