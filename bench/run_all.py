@@ -15,6 +15,8 @@ BENCHMARKS = (
     "chat_import",
     "backup",
     "backup_faults",
+    "experiments",
+    "experiments_stress",
 )
 
 

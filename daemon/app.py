@@ -21,6 +21,8 @@ from .chats import ChatService
 from .config import Config, ConfigError, load_config
 from .embedding import EmbeddingService
 from .events import EventBus
+from .experiment_queue import default_slots, sharing_policy
+from .experiments import ExperimentService
 from .indexing import IndexService
 from .instance import AlreadyRunning, acquire
 from .linking import LinkingService
@@ -34,13 +36,17 @@ from .protocol import (
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LogChunk,
     RestoreRequest,
     RestoreResult,
+    RunDetail,
+    RunInfo,
     SearchRequest,
     SearchResponse,
     SkippedFile,
     SnapshotEntry,
     StatusInfo,
+    SubmitResult,
     WatchRoot,
     WhyResponse,
 )
@@ -112,6 +118,14 @@ class Daemon:
         self.chats = ChatService(self.indexer, self.events, config.chats)
         self.linking = LinkingService(self.store, self.indexer.linker, self.events)
         self.backups = BackupService(self.store, self.events, config.backup, paths.data_dir)
+        self.experiments = ExperimentService(
+            self.store,
+            self.events,
+            paths.data_dir / "runs",
+            slots=config.experiments.slots or default_slots(),
+            snapshot_code=self.backups.snapshot_code,
+            sharing=sharing_policy(config.experiments),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -130,6 +144,7 @@ class Daemon:
         self.chats.start()
         roots = [r.path for r in self.store.roots()]
         self.backups.start(roots)
+        self.experiments.start()
         for root in roots:
             self._watch(root)
         if roots and self.indexer.lexical is not None:
@@ -141,6 +156,7 @@ class Daemon:
         """Stop the watcher, finish and commit the batch in hand, save vectors."""
         self.watcher.stop()
         self.backups.stop()
+        self.experiments.stop()
         self.chats.stop()
         self.indexer.stop()
         self.linking.stop()
@@ -373,6 +389,24 @@ class Daemon:
     def backup_pause(self, paused: bool) -> None:
         self.backups.set_paused(paused)
 
+    def exp_submit(self, spec: str) -> SubmitResult:
+        return self.experiments.submit(spec)
+
+    def exp_runs(self, sweep: str | None) -> list[RunInfo]:
+        return self.experiments.runs(sweep)
+
+    def exp_run(self, run_id: str) -> RunDetail:
+        return self.experiments.detail(run_id)
+
+    def exp_log(self, run_id: str, offset: int) -> LogChunk:
+        return self.experiments.log(run_id, offset)
+
+    def exp_action(self, run_id: str, action: str) -> RunInfo:
+        return self.experiments.act(run_id, action)
+
+    def exp_pause(self, paused: bool) -> None:
+        self.experiments.set_paused(paused)
+
     def reload_config(self) -> None:
         try:
             config = load_config(self.paths.config_file)
@@ -383,6 +417,9 @@ class Daemon:
         self.indexer.reconfigure(config.index)
         self.chats.reconfigure(config.chats)
         self.backups.reconfigure(config.backup)
+        self.experiments.queue.slots = config.experiments.slots or default_slots()
+        self.experiments.queue.sharing = sharing_policy(config.experiments)
+        self.experiments.kick()
         roots = [r.path for r in self.store.roots()]
         if roots:
             self.indexer.scan(roots)

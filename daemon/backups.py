@@ -24,7 +24,7 @@ from .backup.guards import Guards, HeldBack
 from .backup.history import resolve_snapshot, snapshots
 from .backup.push import set_network_timeouts, snapshot_remote_ref
 from .backup.restore import restore
-from .backup.snapshot import SnapshotError, current_branch
+from .backup.snapshot import SnapshotError, current_branch, take_snapshot
 from .backup_cycle import (
     Backup,
     CycleResult,
@@ -216,6 +216,25 @@ class BackupService:
         return RestoreResult(
             commit=str(snap.commit), time=snap.time, target=str(target), files=files
         )
+
+    def snapshot_code(self, folder: Path) -> str | None:
+        """The commit that holds ``folder``'s code as it is now: a snapshot of the
+        repository around it (HEAD's commit when nothing changed), or ``None`` outside one."""
+        found = pygit2.discover_repository(str(folder))
+        if found is None:
+            return None
+        with self._lock:
+            try:
+                repo = pygit2.Repository(found)
+                if repo.workdir is None:
+                    return None
+                result = take_snapshot(repo, guards=self._guards)
+            except (SnapshotError, pygit2.GitError, OSError) as exc:
+                log.warning("no code snapshot of %s: %s", folder, exc)
+                return None
+        if result.commit is not None:
+            return str(result.commit)
+        return None if repo.head_is_unborn else str(repo.head.target)
 
     # -- internals ---------------------------------------------------------------------------
 

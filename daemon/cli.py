@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from . import cli_render as render
 from .cli_backup import backup_app
 from .cli_chats import chats_app, import_command, why_command
+from .cli_experiments import exp_app
 from .cli_session import (
     NO_AUTOSTART_ENV,
     CliError,
@@ -111,6 +112,7 @@ app.add_typer(watch_app, name="watch")
 app.add_typer(config_app, name="config")
 app.add_typer(chats_app, name="chats")
 app.add_typer(backup_app, name="backup")
+app.add_typer(exp_app, name="exp")
 app.command("import")(import_command)
 app.command("why")(why_command)
 

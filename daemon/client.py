@@ -29,13 +29,18 @@ from .protocol import (
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LogChunk,
     RestoreRequest,
     RestoreResult,
+    RunDetail,
+    RunInfo,
     SearchRequest,
     SearchResponse,
     SkippedFile,
     SnapshotEntry,
     StatusInfo,
+    SubmitRequest,
+    SubmitResult,
     WatchRequest,
     WatchRoot,
     WhyResponse,
@@ -53,6 +58,7 @@ _SKIPPED_FILES = TypeAdapter(list[SkippedFile])
 _CHAT_SUMMARIES = TypeAdapter(list[ChatSummary])
 _BACKUP_OUTCOMES = TypeAdapter(list[BackupOutcome])
 _SNAPSHOT_ENTRIES = TypeAdapter(list[SnapshotEntry])
+_RUN_INFOS = TypeAdapter(list[RunInfo])
 _EVENT_FIELDS = frozenset(Event.model_fields)
 
 
@@ -179,6 +185,26 @@ class DaemonClient:
 
     def backup_pause(self, paused: bool) -> Ack:
         return self._model(Ack, "POST", "/backup/pause" if paused else "/backup/resume")
+
+    def exp_submit(self, spec: str) -> SubmitResult:
+        return self._model(SubmitResult, "POST", "/exp/submit", body=SubmitRequest(spec=spec))
+
+    def exp_runs(self, sweep: str | None = None) -> list[RunInfo]:
+        params = {} if sweep is None else {"sweep": sweep}
+        return self._list(_RUN_INFOS, "GET", "/exp/runs", params=params)
+
+    def exp_run(self, run_id: str) -> RunDetail:
+        return self._model(RunDetail, "GET", f"/exp/runs/{quote(run_id, safe='')}")
+
+    def exp_log(self, run_id: str, offset: int = 0) -> LogChunk:
+        url = f"/exp/runs/{quote(run_id, safe='')}/log"
+        return self._model(LogChunk, "GET", url, params={"offset": str(offset)})
+
+    def exp_action(self, run_id: str, action: str) -> RunInfo:
+        return self._model(RunInfo, "POST", f"/exp/runs/{quote(run_id, safe='')}/{action}")
+
+    def exp_pause(self, paused: bool) -> Ack:
+        return self._model(Ack, "POST", "/exp/pause" if paused else "/exp/resume")
 
     def events(self) -> Generator[Event, None, None]:
         """The daemon's event stream, until it ends or the generator is closed."""

@@ -86,6 +86,15 @@ class BackupConfig(_Section):
     """Per-folder overrides, keyed by the folder's path."""
 
 
+class ExperimentsConfig(_Section):
+    slots: int = Field(default=0, ge=0, le=256)
+    """CPU runs (runs that ask for no GPU) at once; 0: half the cores (at least one)."""
+    share_gpus: bool = False
+    """Start runs on GPUs that processes labmind did not start are using, within limits."""
+    share_max_used_mb: int = Field(default=2048, ge=0)
+    share_max_utilization_pct: int = Field(default=50, ge=0, le=100)
+
+
 class DaemonConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -96,6 +105,7 @@ class Config(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     chats: ChatsConfig = Field(default_factory=ChatsConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
+    experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 
 

@@ -163,4 +163,57 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (repo, branch, remote_ref)
     ) WITHOUT ROWID;
     """,
+    # 4: experiments: submitted sweeps, their runs (the queue), and every attempt of a
+    # run with what was changed to make it (the lineage)
+    """
+    CREATE TABLE sweeps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        spec_path TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        submitted_at REAL NOT NULL,
+        code_commit TEXT
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        sweep_id TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        command TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        submitted_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        exit_code INTEGER,
+        signal INTEGER,
+        failure TEXT,
+        summary TEXT,
+        run_dir TEXT,
+        pid INTEGER,
+        pgid INTEGER,
+        start_time REAL,
+        gpus TEXT,
+        proposal TEXT
+    );
+    CREATE INDEX runs_queue ON runs(status, priority, submitted_at, idx);
+    CREATE INDEX runs_sweep ON runs(sweep_id, idx);
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        attempt INTEGER NOT NULL,
+        params TEXT NOT NULL,
+        command TEXT NOT NULL,
+        change TEXT,
+        gpus TEXT,
+        started_at REAL,
+        ended_at REAL,
+        exit_code INTEGER,
+        signal INTEGER,
+        failure TEXT,
+        summary TEXT,
+        PRIMARY KEY (run_id, attempt)
+    ) WITHOUT ROWID;
+    """,
 )

@@ -25,6 +25,15 @@ GET         /backup/log         ?path=&branch=&limit= list[SnapshotEntry]
 POST        /backup/restore     RestoreRequest        RestoreResult
 POST        /backup/pause                             Ack
 POST        /backup/resume                            Ack
+POST        /exp/submit         SubmitRequest         SubmitResult
+GET         /exp/runs           ?sweep=               list[RunInfo]
+GET         /exp/runs/{id}                            RunDetail (id or unique prefix)
+GET         /exp/runs/{id}/log  ?offset=              LogChunk
+POST        /exp/runs/{id}/cancel                     RunInfo
+POST        /exp/runs/{id}/retry                      RunInfo
+POST        /exp/runs/{id}/approve                    RunInfo
+POST        /exp/pause                                Ack
+POST        /exp/resume                               Ack
 POST        /config/reload                            Ack
 GET         /events                                   server-sent events (Event)
 ==========  ==================  ====================  ==========================
@@ -308,3 +317,69 @@ class RestoreResult(BaseModel):
     time: float
     target: str
     files: int
+
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "needs_approval"]
+
+
+class RunInfo(BaseModel):
+    id: str
+    name: str
+    status: RunStatus
+    params: dict[str, Any]
+    attempt: int
+    exit_code: int | None
+    parent: str | None = None
+    sweep: str
+    command: str
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    failure: str | None
+    """The failure class of the last attempt (cuda_oom, nan_loss, missing_module, …)."""
+    summary: str | None
+
+
+class AttemptInfo(BaseModel):
+    attempt: int
+    params: dict[str, Any]
+    command: str
+    change: str | None
+    """What was changed to make this attempt (none for the first)."""
+    gpus: list[str]
+    """UUIDs of the GPUs this attempt ran on (none: a CPU run)."""
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    failure: str | None
+    summary: str | None
+
+
+class RunDetail(BaseModel):
+    run: RunInfo
+    code_commit: str | None
+    """A commit with the code as it was at submit (a backup snapshot of the working tree,
+    or HEAD when it was clean); none outside a git repository."""
+    attempts: list[AttemptInfo]
+    run_dir: str | None
+    log_tail: str
+    metrics: dict[str, list[float]]
+    """Each logged metric's values, oldest first (the last points only)."""
+    proposal: dict[str, Any] | None
+
+
+class SubmitRequest(BaseModel):
+    spec: str
+
+
+class SubmitResult(BaseModel):
+    sweep: str
+    runs: list[RunInfo]
+    warnings: list[str]
+
+
+class LogChunk(BaseModel):
+    text: str
+    offset: int
+    finished: bool

@@ -22,13 +22,18 @@ from .protocol import (
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LogChunk,
     RestoreRequest,
     RestoreResult,
+    RunDetail,
+    RunInfo,
     SearchRequest,
     SearchResponse,
     SkippedFile,
     SnapshotEntry,
     StatusInfo,
+    SubmitRequest,
+    SubmitResult,
     WatchRequest,
     WatchRoot,
     WhyResponse,
@@ -71,6 +76,12 @@ class Backend(Protocol):
     def backup_log(self, path: str, branch: str | None, limit: int) -> list[SnapshotEntry]: ...
     def backup_restore(self, req: RestoreRequest) -> RestoreResult: ...
     def backup_pause(self, paused: bool) -> None: ...
+    def exp_submit(self, spec: str) -> SubmitResult: ...
+    def exp_runs(self, sweep: str | None) -> list[RunInfo]: ...
+    def exp_run(self, run_id: str) -> RunDetail: ...
+    def exp_log(self, run_id: str, offset: int) -> LogChunk: ...
+    def exp_action(self, run_id: str, action: str) -> RunInfo: ...
+    def exp_pause(self, paused: bool) -> None: ...
 
 
 def create_api(backend: Backend) -> FastAPI:
@@ -178,6 +189,40 @@ def create_api(backend: Backend) -> FastAPI:
     def backup_resume() -> Ack:
         backend.backup_pause(False)
         return Ack(message="backups resumed")
+
+    @api.post("/exp/submit")
+    def exp_submit(req: SubmitRequest) -> SubmitResult:
+        return backend.exp_submit(req.spec)
+
+    @api.get("/exp/runs")
+    def exp_runs(sweep: str | None = None) -> list[RunInfo]:
+        return backend.exp_runs(sweep)
+
+    @api.get("/exp/runs/{run_id}")
+    def exp_run(run_id: str) -> RunDetail:
+        return backend.exp_run(run_id)
+
+    @api.get("/exp/runs/{run_id}/log")
+    def exp_log(run_id: str, offset: int = 0) -> LogChunk:
+        if offset < 0:
+            raise ApiError(400, "offset must be ≥ 0")
+        return backend.exp_log(run_id, offset)
+
+    @api.post("/exp/runs/{run_id}/{action}")
+    def exp_action(run_id: str, action: str) -> RunInfo:
+        if action not in ("cancel", "retry", "approve"):
+            raise ApiError(404, f"no action '{action}'; use cancel, retry or approve")
+        return backend.exp_action(run_id, action)
+
+    @api.post("/exp/pause")
+    def exp_pause() -> Ack:
+        backend.exp_pause(True)
+        return Ack(message="the experiment queue is paused; running runs go on")
+
+    @api.post("/exp/resume")
+    def exp_resume() -> Ack:
+        backend.exp_pause(False)
+        return Ack(message="the experiment queue is running")
 
     @api.get("/events")
     async def events() -> StreamingResponse:

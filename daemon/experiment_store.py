@@ -1,0 +1,307 @@
+"""The experiment queue in the store: sweeps, their runs, and every attempt of a run.
+
+A run's ``status`` is one of ``queued``, ``starting`` (an attempt's folder is made and
+its wrapper is being launched: after a crash the folder tells whether it was),
+``running``, ``succeeded``, ``failed``, ``cancelled``, ``needs_approval``. Each attempt
+keeps the parameters and command it ran and the change that led to it, so a run's
+lineage reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .store import Store
+
+ACTIVE = ("starting", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: str
+    sweep_id: str
+    idx: int
+    name: str
+    status: str
+    priority: int
+    params: dict[str, Any]
+    command: str
+    attempt: int
+    submitted_at: float
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    failure: str | None
+    summary: str | None
+    run_dir: str | None
+    pid: int | None
+    pgid: int | None
+    start_time: float | None
+    gpus: list[str]
+    """UUIDs of the GPUs the current attempt runs on (none for a CPU run)."""
+    proposal: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    attempt: int
+    params: dict[str, Any]
+    command: str
+    change: str | None
+    gpus: list[str]
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    signal: int | None
+    failure: str | None
+    summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    idx: int
+    name: str
+    params: dict[str, Any]
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class NextAttempt:
+    """The parameters and command of a run's next attempt, and what changed."""
+
+    params: dict[str, Any]
+    command: str
+    change: str
+
+
+def _queue_next(tx: sqlite3.Connection, run_id: str, attempt: int, then: NextAttempt) -> None:
+    tx.execute(
+        "UPDATE runs SET status='queued', params=?, command=?, proposal=NULL WHERE id=?",
+        (json.dumps(then.params), then.command, run_id),
+    )
+    tx.execute(
+        "INSERT OR REPLACE INTO attempts(run_id, attempt, params, command, change) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (run_id, attempt, json.dumps(then.params), then.command, then.change),
+    )
+
+
+_RUN_SELECT = (
+    "SELECT id, sweep_id, idx, name, status, priority, params, command, attempt, "
+    "submitted_at, started_at, ended_at, exit_code, signal, failure, summary, run_dir, "
+    "pid, pgid, start_time, gpus, proposal FROM runs"
+)
+_ATTEMPT_SELECT = (
+    "SELECT attempt, params, command, change, gpus, started_at, ended_at, exit_code, signal, "
+    "failure, summary FROM attempts"
+)
+
+
+def _run(row: tuple[Any, ...]) -> RunRow:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    values[20] = json.loads(values[20] or "[]")
+    values[21] = None if values[21] is None else json.loads(values[21])
+    return RunRow(*values)
+
+
+def _attempt(row: tuple[Any, ...]) -> AttemptRow:
+    values = list(row)
+    values[1] = json.loads(values[1])
+    values[4] = json.loads(values[4] or "[]")
+    return AttemptRow(*values)
+
+
+class ExperimentStore:
+    """Sweeps, runs and attempts on the daemon's `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add_sweep(
+        self,
+        sweep_id: str,
+        *,
+        name: str,
+        spec_path: str,
+        spec: dict[str, Any],
+        priority: int,
+        at: float,
+        code_commit: str | None,
+        runs: Sequence[NewRun],
+    ) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO sweeps(id, name, spec_path, spec, submitted_at, code_commit) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (sweep_id, name, spec_path, json.dumps(spec), at, code_commit),
+            )
+            tx.executemany(
+                "INSERT INTO runs(id, sweep_id, idx, name, status, priority, params, command, "
+                "submitted_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                [
+                    (r.id, sweep_id, r.idx, r.name, priority, json.dumps(r.params), r.command, at)
+                    for r in runs
+                ],
+            )
+
+    def sweep_spec(self, sweep_id: str) -> dict[str, Any] | None:
+        row = (
+            self.store.reader()
+            .execute("SELECT spec FROM sweeps WHERE id=?", (sweep_id,))
+            .fetchone()
+        )
+        return None if row is None else dict(json.loads(row[0]))
+
+    def sweep_code(self, sweep_id: str) -> str | None:
+        """The commit holding the code the sweep was submitted with."""
+        row = (
+            self.store.reader()
+            .execute("SELECT code_commit FROM sweeps WHERE id=?", (sweep_id,))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else str(row[0])
+
+    def runs(self, *, statuses: Sequence[str] = (), sweep_id: str | None = None) -> list[RunRow]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if statuses:
+            clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if sweep_id is not None:
+            clauses.append("sweep_id=?")
+            args.append(sweep_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.store.reader().execute(
+            f"{_RUN_SELECT}{where} ORDER BY submitted_at, sweep_id, idx", args
+        )
+        return [_run(tuple(r)) for r in rows]
+
+    def queued(self) -> list[RunRow]:
+        """Queued runs in the order they should start: priority, then first come."""
+        rows = self.store.reader().execute(
+            f"{_RUN_SELECT} WHERE status='queued' ORDER BY priority DESC, submitted_at, idx"
+        )
+        return [_run(tuple(r)) for r in rows]
+
+    def run(self, run_id: str) -> RunRow | None:
+        row = self.store.reader().execute(f"{_RUN_SELECT} WHERE id=?", (run_id,)).fetchone()
+        return None if row is None else _run(tuple(row))
+
+    def find(self, prefix: str) -> list[RunRow]:
+        """Runs whose id starts with ``prefix`` (an exact id first)."""
+        exact = self.run(prefix)
+        if exact is not None:
+            return [exact]
+        rows = self.store.reader().execute(
+            f"{_RUN_SELECT} WHERE id >= ? AND id < ? ORDER BY id", (prefix, prefix + "\uffff")
+        )
+        return [_run(tuple(r)) for r in rows]
+
+    def sweep_names_done(self, names: Sequence[str]) -> bool:
+        """Whether every run of every sweep named so has succeeded (and there is one)."""
+        reader = self.store.reader()
+        for name in names:
+            row = reader.execute(
+                "SELECT count(*), sum(r.status='succeeded') FROM runs r "
+                "JOIN sweeps s ON s.id = r.sweep_id WHERE s.name=?",
+                (name,),
+            ).fetchone()
+            if not row[0] or row[0] != row[1]:
+                return False
+        return True
+
+    def start_attempt(
+        self, run_id: str, attempt: int, run_dir: str, *, gpus: Sequence[str], at: float
+    ) -> None:
+        """Record that ``attempt`` is about to be launched in ``run_dir`` on ``gpus``."""
+        devices = json.dumps(list(gpus))
+        with self.store.transaction() as tx:
+            run = tx.execute("SELECT params, command FROM runs WHERE id=?", (run_id,)).fetchone()
+            tx.execute(
+                "UPDATE runs SET status='starting', attempt=?, run_dir=?, started_at=?, gpus=?, "
+                "ended_at=NULL, exit_code=NULL, signal=NULL, failure=NULL, summary=NULL, "
+                "pid=NULL, pgid=NULL, start_time=NULL WHERE id=?",
+                (attempt, run_dir, at, devices, run_id),
+            )
+            tx.execute(
+                "UPDATE attempts SET started_at=?, gpus=? WHERE run_id=? AND attempt=?",
+                (at, devices, run_id, attempt),
+            )
+            tx.execute(
+                "INSERT OR IGNORE INTO attempts(run_id, attempt, params, command, gpus, "
+                "started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, attempt, run[0], run[1], devices, at),
+            )
+
+    def running(self, run_id: str, *, pid: int, pgid: int | None, start_time: float) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET status='running', pid=?, pgid=?, start_time=? WHERE id=?",
+                (pid, pgid, start_time, run_id),
+            )
+
+    def finish_attempt(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        exit_code: int | None,
+        signal: int | None,
+        failure: str | None,
+        summary: str | None,
+        at: float,
+        then: NextAttempt | None = None,
+    ) -> None:
+        """Record how the current attempt ended and, with ``then``, queue the next one in
+        the same transaction (a daemon that dies in between loses neither)."""
+        with self.store.transaction() as tx:
+            attempt = tx.execute("SELECT attempt FROM runs WHERE id=?", (run_id,)).fetchone()[0]
+            tx.execute(
+                "UPDATE runs SET status=?, ended_at=?, exit_code=?, signal=?, failure=?, "
+                "summary=?, pid=NULL WHERE id=?",
+                (status, at, exit_code, signal, failure, summary, run_id),
+            )
+            tx.execute(
+                "UPDATE attempts SET ended_at=?, exit_code=?, signal=?, failure=?, summary=? "
+                "WHERE run_id=? AND attempt=?",
+                (at, exit_code, signal, failure, summary, run_id, attempt),
+            )
+            if then is not None:
+                _queue_next(tx, run_id, attempt + 1, then)
+
+    def retry(self, run_id: str, then: NextAttempt, *, attempt: int) -> None:
+        """Queue ``attempt`` of a finished run; ``then`` says with what and why."""
+        with self.store.transaction() as tx:
+            _queue_next(tx, run_id, attempt, then)
+
+    def requeue(self, run_id: str) -> None:
+        """Put back a run whose attempt never started (its number is used again)."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET status='queued', attempt=attempt-1, run_dir=NULL, "
+                "started_at=NULL WHERE id=? AND status='starting'",
+                (run_id,),
+            )
+
+    def set_status(
+        self, run_id: str, status: str, *, proposal: dict[str, Any] | None = None
+    ) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE runs SET status=?, proposal=? WHERE id=?",
+                (status, None if proposal is None else json.dumps(proposal), run_id),
+            )
+
+    def attempts(self, run_id: str) -> list[AttemptRow]:
+        rows = self.store.reader().execute(
+            f"{_ATTEMPT_SELECT} WHERE run_id=? ORDER BY attempt", (run_id,)
+        )
+        return [_attempt(tuple(r)) for r in rows]
