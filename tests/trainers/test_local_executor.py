@@ -9,10 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -20,21 +18,7 @@ from labmind.trainers import run_dir as rd
 from labmind.trainers.executor import AttemptSpec, AttemptState, Executor, ExecutorError, Handle
 from labmind.trainers.local_executor import LocalExecutor
 
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something other than None/False, or fail."""
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
+from .polling import wait_for
 
 
 @pytest.fixture

@@ -7,30 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from labmind.trainers import run_dir as rd
 
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll ``probe`` until it returns something other than None/False, or fail."""
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
+from .polling import wait_for
 
 
 def gone(pid: int) -> bool:
