@@ -14,6 +14,7 @@ import logging
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from .backup.shadow import open_shadow
 from .backup.snapshot import (
     AUTHOR_EMAIL,
     SnapshotError,
+    SnapshotInterrupted,
     open_repository,
     snapshot_ref,
     take_snapshot,
@@ -100,6 +102,8 @@ class Backup:
     data_dir: Path
     host: str
     push_branches: bool = False
+    cancelled: Callable[[], bool] = field(default=lambda: False)
+    """Turns true when the daemon is stopping: a snapshot in progress stops, unrecorded."""
 
 
 @dataclass
@@ -145,7 +149,9 @@ def back_up(
     try:
         if repo is None:
             repo = open_folder(folder, ctx.data_dir)
-        snap = take_snapshot(repo, guards=ctx.guards, now=at)
+        snap = take_snapshot(repo, guards=ctx.guards, now=at, cancelled=ctx.cancelled)
+    except SnapshotInterrupted:
+        return result
     except (SnapshotError, OSError, pygit2.GitError) as exc:
         result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         ctx.store.record_error(folder.path, result.error, at=at)

@@ -251,6 +251,7 @@ class BackupService:
             data_dir=self.data_dir,
             host=host_name(self.config),
             push_branches=self.config.push_branches,
+            cancelled=self._stopping.is_set,
         )
 
     def _add(self, path: str, *, root: str, shadow: bool, first_in_s: float | None = None) -> None:

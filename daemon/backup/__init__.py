@@ -39,6 +39,7 @@ from .shadow import DEFAULT_EXCLUDES, open_shadow, shadow_dir
 from .snapshot import (
     ConcurrentSnapshotError,
     SnapshotError,
+    SnapshotInterrupted,
     SnapshotResult,
     current_branch,
     open_repository,
@@ -62,6 +63,7 @@ __all__ = [
     "RestoreError",
     "SecretScanner",
     "SnapshotError",
+    "SnapshotInterrupted",
     "SnapshotResult",
     "SshKey",
     "StaticCredentials",

@@ -32,7 +32,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +61,10 @@ AUTHOR_EMAIL = "labmind@localhost"
 
 class SnapshotError(Exception):
     """A snapshot cannot be taken; the one-line message says why."""
+
+
+class SnapshotInterrupted(SnapshotError):
+    """The snapshot was asked to stop (the daemon is shutting down); nothing was changed."""
 
 
 class ConcurrentSnapshotError(SnapshotError):
@@ -111,13 +115,18 @@ def current_branch(repo: pygit2.Repository) -> str:
 
 
 def take_snapshot(
-    repo_path: Path | pygit2.Repository, *, guards: Guards, now: float | None = None
+    repo_path: Path | pygit2.Repository,
+    *,
+    guards: Guards,
+    now: float | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> SnapshotResult:
     """Snapshot the working tree of ``repo_path`` onto ``refs/labmind/snapshots/<branch>``.
 
     ``repo_path`` is a repository's work tree or git dir (a shadow repository's git dir
     works too), or an open repository. ``now`` sets the commit time (default: now).
-    Raises `ConcurrentSnapshotError` when the ref moved while the snapshot was built.
+    Raises `ConcurrentSnapshotError` when the ref moved while the snapshot was built, and
+    `SnapshotInterrupted` when ``cancelled()`` turns true while files are being read.
     """
     repo = repo_path if isinstance(repo_path, pygit2.Repository) else open_repository(repo_path)
     if repo.workdir is None:
@@ -139,7 +148,9 @@ def take_snapshot(
         index = pygit2.Index()
         if head_commit is not None:
             index.read_tree(head_commit.tree)
-        held_back, nested = _apply_status(repo, index, status, guards, parent_tree)
+        held_back, nested = _apply_status(
+            repo, index, status, guards, parent_tree, cancelled or _never
+        )
         tree_id = index.write_tree(repo)
         empty = len(index) == 0
 
@@ -252,6 +263,7 @@ def _apply_status(
     status: dict[str, int],
     guards: Guards,
     parent_tree: pygit2.Tree | None,
+    cancelled: Callable[[], bool],
 ) -> tuple[list[HeldBack], list[Path]]:
     """Bring ``index`` (HEAD's tree) to the working tree's state; report what stayed out.
 
@@ -265,6 +277,8 @@ def _apply_status(
     held_back: list[HeldBack] = []
     nested: list[Path] = []
     for path in sorted(status):
+        if cancelled():
+            raise SnapshotInterrupted(f"snapshot of {workdir} stopped before it was complete")
         if path.endswith("/"):
             folder = workdir / path.rstrip("/")
             if (folder / ".git").exists():
@@ -353,6 +367,10 @@ def _tree_entry(tree: pygit2.Tree | None, path: str) -> tuple[pygit2.Oid, FileMo
     if mode not in (FileMode.BLOB, FileMode.BLOB_EXECUTABLE, FileMode.LINK):
         return None
     return entry.id, mode
+
+
+def _never() -> bool:
+    return False
 
 
 def _remove(index: pygit2.Index, path: str) -> None:

@@ -14,6 +14,7 @@ from labmind.daemon.backup import (
     ConcurrentSnapshotError,
     Guards,
     SnapshotError,
+    SnapshotInterrupted,
     restore,
     take_snapshot,
     update_ref_if_unchanged,
@@ -377,3 +378,22 @@ def test_a_file_deleted_while_the_snapshot_is_built_counts_as_deleted(repo: GitR
 
     assert result.created and result.held_back == []
     assert set(repo.tree_files(REF)) == {".gitignore", "data/readme.md", "kept.md"}
+
+
+def test_a_snapshot_asked_to_stop_changes_nothing(repo: GitRepo, guards: Guards) -> None:
+    for n in range(5):
+        repo.write(f"new_{n}.py", f"print({n})\n")
+    before = repo.user_state()
+    calls = 0
+
+    def stop_after_two() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 2
+
+    with pytest.raises(SnapshotInterrupted, match="stopped before it was complete"):
+        take_snapshot(repo.root, guards=guards, cancelled=stop_after_two)
+
+    assert repo.git("for-each-ref", "refs/labmind") == ""
+    assert repo.user_state() == before
+    assert take_snapshot(repo.root, guards=guards).created
