@@ -114,7 +114,7 @@ class BackupService:
         self.sync_roots(roots)
 
     def stop(self) -> None:
-        """Stop scheduling; a backup in progress finishes first."""
+        """Stop scheduling; a snapshot in progress stops between files, a push finishes."""
         self._stopping.set()
         self.scheduler.shutdown()
 
