@@ -125,6 +125,7 @@ class Daemon:
             slots=config.experiments.slots or default_slots(),
             snapshot_code=self.backups.snapshot_code,
             sharing=sharing_policy(config.experiments),
+            config=config.experiments,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -419,6 +420,7 @@ class Daemon:
         self.backups.reconfigure(config.backup)
         self.experiments.queue.slots = config.experiments.slots or default_slots()
         self.experiments.queue.sharing = sharing_policy(config.experiments)
+        self.experiments.config = config.experiments
         self.experiments.kick()
         roots = [r.path for r in self.store.roots()]
         if roots:

@@ -93,6 +93,12 @@ class ExperimentsConfig(_Section):
     """Start runs on GPUs that processes labmind did not start are using, within limits."""
     share_max_used_mb: int = Field(default=2048, ge=0)
     share_max_utilization_pct: int = Field(default=50, ge=0, le=100)
+    llm_base_url: str = ""
+    """An OpenAI-compatible endpoint (``…/v1``) for specs with ``retry.fixer: llm``; its
+    key is read from the keyring for the endpoint's host (`labmind backup token HOST`)."""
+    llm_model: str = ""
+    llm_auto_apply: bool = False
+    """Apply the model's proposals without waiting for `labmind exp approve`."""
 
 
 class DaemonConfig(_Section):

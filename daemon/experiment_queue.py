@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
 from labmind.trainers.executor import AttemptSpec, AttemptState, Executor, ExecutorError, Handle
-from labmind.trainers.failures import FailureKind, classify
+from labmind.trainers.failures import Failure, FailureKind, classify
 from labmind.trainers.fixers import Change, propose_fix
 from labmind.trainers.gpu_ledger import GpuLedger, SharingPolicy
 from labmind.trainers.gpus import GpuInfo, GpuInventory
@@ -46,6 +46,13 @@ CANCEL_GRACE_S = 10.0
 _KINDS = frozenset(k.value for k in FailureKind)
 
 
+class Advisor(Protocol):
+    """Something that may propose a fix the rules had none for (`LlmAdvisor`)."""
+
+    def available(self) -> bool: ...
+    def consider(self, run: RunRow, failure: Failure, log_tail: str) -> bool: ...
+
+
 class ExperimentQueue:
     """The thread that owns the running attempts, the GPU ledger and the queue's order."""
 
@@ -60,6 +67,7 @@ class ExperimentQueue:
         inventory: GpuInventory,
         sharing: SharingPolicy,
         paused: bool,
+        advisor: Advisor,
     ) -> None:
         self.records = records
         self.events = events
@@ -70,6 +78,7 @@ class ExperimentQueue:
         self.sharing = sharing
         self.paused = paused
         self.ledger = GpuLedger()
+        self.advisor = advisor
         self._handles: dict[str, Handle] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -281,9 +290,16 @@ class ExperimentQueue:
         if fix is not None:
             params = {**run.params, **fix.changes}
             then = NextAttempt(params, self.command_for(run, params), fix.reason)
+        ask = (
+            fix is None
+            and retry is not None
+            and retry.fixer == "llm"
+            and run.attempt < retry.max_attempts
+            and self.advisor.available()
+        )
         self.records.finish_attempt(
             run_id,
-            status="failed",
+            status="needs_approval" if ask else "failed",
             exit_code=exit_code,
             signal=signal,
             failure=str(failure.kind),
@@ -291,10 +307,13 @@ class ExperimentQueue:
             at=now,
             then=then,
         )
-        if fix is None:
-            self._publish(run_id, "failed", summary=failure.summary, log_tail=tail[-2000:])
-        else:
+        if fix is not None:
             self._publish(run_id, "retrying", summary=failure.summary, change=fix.reason)
+        elif ask:
+            self._publish(run_id, "asking", summary=failure.summary)
+            self.advisor.consider(run, failure, tail)
+        else:
+            self._publish(run_id, "failed", summary=failure.summary, log_tail=tail[-2000:])
 
     def command_for(self, run: RunRow, params: dict[str, Any]) -> str:
         spec = self.records.sweep_spec(run.sweep_id) or {}
@@ -304,6 +323,11 @@ class ExperimentQueue:
     def _reattach(self) -> None:
         """Take back the runs that were going when the daemon stopped (or died)."""
         with self._lock:
+            for run in self.records.runs(statuses=("needs_approval",)):
+                if run.proposal is None:
+                    self.records.give_up_waiting(
+                        run.id, f"{run.summary}; the daemon stopped before the LLM fixer answered"
+                    )
             for run in self.records.runs(statuses=("starting", "running")):
                 handle = None if run.run_dir is None else self.executor.reattach(Path(run.run_dir))
                 if handle is None:

@@ -282,6 +282,37 @@ class ExperimentStore:
         with self.store.transaction() as tx:
             _queue_next(tx, run_id, attempt, then)
 
+    def retry_if_waiting(self, run_id: str, then: NextAttempt, *, attempt: int) -> bool:
+        """Queue ``attempt`` if the run still waits for advice on the attempt before it."""
+        with self.store.transaction() as tx:
+            row = tx.execute(
+                "SELECT status, attempt, proposal FROM runs WHERE id=?", (run_id,)
+            ).fetchone()
+            if row is None or (row[0], row[1], row[2]) != ("needs_approval", attempt - 1, None):
+                return False
+            _queue_next(tx, run_id, attempt, then)
+            return True
+
+    def propose_if_waiting(self, run_id: str, proposal: dict[str, Any], *, attempt: int) -> bool:
+        """File ``proposal`` for a run waiting for advice, unless someone acted meanwhile."""
+        with self.store.transaction() as tx:
+            cursor = tx.execute(
+                "UPDATE runs SET proposal=? WHERE id=? AND status='needs_approval' "
+                "AND proposal IS NULL AND attempt=?",
+                (json.dumps(proposal), run_id, attempt),
+            )
+            return cursor.rowcount == 1
+
+    def give_up_waiting(self, run_id: str, summary: str) -> bool:
+        """A run whose advice will not come is failed, with ``summary`` saying why."""
+        with self.store.transaction() as tx:
+            cursor = tx.execute(
+                "UPDATE runs SET status='failed', summary=? "
+                "WHERE id=? AND status='needs_approval' AND proposal IS NULL",
+                (summary, run_id),
+            )
+            return cursor.rowcount == 1
+
     def requeue(self, run_id: str) -> None:
         """Put back a run whose attempt never started (its number is used again)."""
         with self.store.transaction() as tx:

@@ -21,7 +21,10 @@ from labmind.trainers.run_dir import METRICS_FILE, read_log, read_metrics
 from labmind.trainers.spec import Spec, SpecError, load_spec
 from labmind.trainers.sweep import expand
 
+from .backup.credentials import CredentialSource, KeyringCredentials
+from .config import ExperimentsConfig
 from .events import EventBus
+from .experiment_advice import LlmAdvisor, endpoint_for
 from .experiment_queue import ExperimentQueue
 from .experiment_store import ExperimentStore, NewRun, NextAttempt, RunRow
 from .protocol import AttemptInfo, LogChunk, RunDetail, RunInfo, SubmitResult
@@ -47,11 +50,23 @@ class ExperimentService:
         snapshot_code: Callable[[Path], str | None] = lambda _folder: None,
         inventory: GpuInventory | None = None,
         sharing: SharingPolicy | None = None,
+        config: ExperimentsConfig | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
         self.records = ExperimentStore(store)
         self.store = store
         self.events = events
         self.snapshot_code = snapshot_code
+        self.config = config if config is not None else ExperimentsConfig()
+        self.credentials = credentials if credentials is not None else KeyringCredentials()
+        self.advisor = LlmAdvisor(
+            self.records,
+            events,
+            endpoint=lambda: endpoint_for(self.config, self.credentials),
+            auto_apply=lambda: self.config.llm_auto_apply,
+            command_for=lambda run, params: self.queue.command_for(run, params),
+            wake=self.kick,
+        )
         self.queue = ExperimentQueue(
             self.records,
             events,
@@ -61,6 +76,7 @@ class ExperimentService:
             inventory=inventory if inventory is not None else NvmlInventory(),
             sharing=sharing if sharing is not None else SharingPolicy(),
             paused=store.get_meta(PAUSED_KEY) == "1",
+            advisor=self.advisor,
         )
 
     def start(self) -> None:
@@ -69,6 +85,7 @@ class ExperimentService:
     def stop(self) -> None:
         """Stop supervising; the runs go on and are reattached at the next start."""
         self.queue.stop()
+        self.advisor.join(5.0)
 
     def kick(self) -> None:
         self.queue.kick()
@@ -184,14 +201,15 @@ class ExperimentService:
     def approve(self, run_id: str) -> RunRow:
         """Apply the fix a run is waiting on and queue it."""
         run = self.find(run_id)
-        if run.status != "needs_approval" or run.proposal is None:
+        if run.status != "needs_approval":
             raise ApiError(409, f"run {run.id} has no proposal waiting for approval")
-        params = {**run.params, **run.proposal.get("changes", {})}
-        command = self.queue.command_for(run, params)
+        if run.proposal is None:
+            raise ApiError(409, f"the LLM fixer has not answered for run {run.id} yet; try again")
+        params = {**run.params, **dict(run.proposal.get("changes") or {})}
+        command = run.proposal.get("command") or self.queue.command_for(run, params)
+        reason = f"approved: {run.proposal.get('rationale', 'the proposed fix')}"
         self.records.retry(
-            run.id,
-            NextAttempt(params, command, str(run.proposal.get("reason", "approved"))),
-            attempt=run.attempt + 1,
+            run.id, NextAttempt(params, str(command), reason), attempt=run.attempt + 1
         )
         self.kick()
         return self.find(run.id)
