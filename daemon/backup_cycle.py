@@ -10,6 +10,7 @@ branch are retried only when its commit changed or its backoff ran out; a refuse
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 import socket
@@ -22,7 +23,7 @@ import pygit2
 
 from .backup.credentials import CredentialSource
 from .backup.guards import Guards, HeldBack
-from .backup.history import snapshot_branches
+from .backup.history import snapshot_branches, snapshots
 from .backup.push import (
     PushResult,
     push_branches_ahead,
@@ -32,7 +33,6 @@ from .backup.push import (
 )
 from .backup.shadow import open_shadow
 from .backup.snapshot import (
-    AUTHOR_EMAIL,
     SnapshotError,
     SnapshotInterrupted,
     open_repository,
@@ -261,14 +261,5 @@ def _record(
 
 def unpushed(repo: pygit2.Repository, branch: str, pushed_commit: str | None) -> int:
     """Snapshots of ``branch`` newer than ``pushed_commit`` (all of them when none was pushed)."""
-    reference = repo.references.get(snapshot_ref(branch))
-    if reference is None:
-        return 0
-    count = 0
-    for commit in repo.walk(reference.target, pygit2.enums.SortMode.TOPOLOGICAL):
-        if str(commit.id) == pushed_commit or count >= UNPUSHED_WALK_LIMIT:
-            break
-        if commit.author.email != AUTHOR_EMAIL:
-            break
-        count += 1
-    return count
+    newer = snapshots(repo, branch, limit=UNPUSHED_WALK_LIMIT)
+    return sum(1 for _ in itertools.takewhile(lambda s: str(s.commit) != pushed_commit, newer))

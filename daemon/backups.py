@@ -11,7 +11,6 @@ remembered across restarts; ``backup now`` still works while paused.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -22,7 +21,7 @@ import pygit2
 from .backup.credentials import CredentialSource, KeyringCredentials
 from .backup.guards import Guards, HeldBack
 from .backup.history import resolve_snapshot, snapshots
-from .backup.push import set_network_timeouts, snapshot_remote_ref
+from .backup.push import mask_url, set_network_timeouts, snapshot_remote_ref
 from .backup.restore import restore
 from .backup.snapshot import SnapshotError, current_branch, take_snapshot
 from .backup_cycle import (
@@ -57,16 +56,10 @@ log = logging.getLogger("labmind.backup")
 
 PAUSED_KEY = "backup.paused"
 NESTED_FIRST_RUN_S = 1.0
-_USERINFO = re.compile(r"(?<=://)[^/@]*@")
 
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _public_url(url: str) -> str:
-    """``url`` without any user name or token in it."""
-    return _USERINFO.sub("", url)
 
 
 def _held_now(items: Iterable[HeldBack], since: float) -> list[HeldBackFile]:
@@ -347,7 +340,7 @@ class BackupService:
             repo = open_folder(folder, self.data_dir)
             branch = current_branch(repo)
             url = folder_remote(repo, folder, folder_settings(self.config, folder.path))
-            remote = None if url is None else _public_url(url)
+            remote = None if url is None else mask_url(url)
             target = snapshot_remote_ref(folder_host(folder, host_name(self.config)), branch)
             record = next(
                 (p for p in pushes if p.branch == branch and p.remote_ref == target), None

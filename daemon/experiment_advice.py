@@ -30,10 +30,8 @@ from .experiment_store import ExperimentStore, NextAttempt, RunRow
 log = logging.getLogger("labmind.experiments")
 
 
-def endpoint_for(config: ExperimentsConfig, credentials: CredentialSource) -> LlmEndpoint | None:
-    """The configured endpoint with its key from the keyring, or ``None`` when there is none."""
-    if not (config.llm_base_url and config.llm_model):
-        return None
+def endpoint_for(config: ExperimentsConfig, credentials: CredentialSource) -> LlmEndpoint:
+    """The configured endpoint with its key from the keyring (none when the keyring fails)."""
     try:
         key = credentials.token(urlsplit(config.llm_base_url).netloc)
     except CredentialError as exc:
@@ -50,28 +48,30 @@ class LlmAdvisor:
         records: ExperimentStore,
         events: EventBus,
         *,
-        endpoint: Callable[[], LlmEndpoint | None],
-        auto_apply: Callable[[], bool],
+        config: Callable[[], ExperimentsConfig],
+        credentials: CredentialSource,
         command_for: Callable[[RunRow, dict[str, object]], str],
         wake: Callable[[], None],
     ) -> None:
         self.records = records
         self.events = events
-        self.endpoint = endpoint
-        self.auto_apply = auto_apply
+        self.config = config
+        self.credentials = credentials
         self.command_for = command_for
         self.wake = wake
         self._threads: list[threading.Thread] = []
 
     def available(self) -> bool:
-        return self.endpoint() is not None
+        """Whether an endpoint is configured (the keyring is read only when asking)."""
+        config = self.config()
+        return bool(config.llm_base_url and config.llm_model)
 
     def consider(self, run: RunRow, failure: Failure, log_tail: str) -> bool:
         """Ask about ``run``'s failed attempt (the run waits in ``needs_approval``)."""
-        endpoint = self.endpoint()
-        if endpoint is None:
+        if not self.available():
             self.records.give_up_waiting(run.id, failure.summary)
             return False
+        endpoint = endpoint_for(self.config(), self.credentials)
         history = [
             f"attempt {a.attempt}: {a.params} → {a.failure or 'ok'}"
             + (f" (then: {a.change})" if a.change else "")
@@ -114,7 +114,7 @@ class LlmAdvisor:
                 self._publish(run.id, "failed", summary=summary, log_tail=log_tail[-2000:])
             return
         reason = f"LLM: {proposal.rationale}"
-        if self.auto_apply():
+        if self.config().llm_auto_apply:
             params = {**run.params, **proposal.changes}
             command = proposal.command or self.command_for(run, params)
             if self.records.retry_if_waiting(

@@ -124,6 +124,7 @@ class ExperimentStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._specs: dict[str, dict[str, Any]] = {}
 
     def add_sweep(
         self,
@@ -153,12 +154,18 @@ class ExperimentStore:
             )
 
     def sweep_spec(self, sweep_id: str) -> dict[str, Any] | None:
-        row = (
-            self.store.reader()
-            .execute("SELECT spec FROM sweeps WHERE id=?", (sweep_id,))
-            .fetchone()
-        )
-        return None if row is None else dict(json.loads(row[0]))
+        """What the queue keeps of a sweep's spec (read once: a sweep never changes)."""
+        spec = self._specs.get(sweep_id)
+        if spec is None:
+            row = (
+                self.store.reader()
+                .execute("SELECT spec FROM sweeps WHERE id=?", (sweep_id,))
+                .fetchone()
+            )
+            if row is None:
+                return None
+            spec = self._specs[sweep_id] = dict(json.loads(row[0]))
+        return spec
 
     def sweep_code(self, sweep_id: str) -> str | None:
         """The commit holding the code the sweep was submitted with."""

@@ -24,7 +24,7 @@ from labmind.trainers.sweep import expand
 from .backup.credentials import CredentialSource, KeyringCredentials
 from .config import ExperimentsConfig
 from .events import EventBus
-from .experiment_advice import LlmAdvisor, endpoint_for
+from .experiment_advice import LlmAdvisor
 from .experiment_queue import ExperimentQueue
 from .experiment_store import ExperimentStore, NewRun, NextAttempt, RunRow
 from .protocol import AttemptInfo, LogChunk, RunDetail, RunInfo, SubmitResult
@@ -62,8 +62,8 @@ class ExperimentService:
         self.advisor = LlmAdvisor(
             self.records,
             events,
-            endpoint=lambda: endpoint_for(self.config, self.credentials),
-            auto_apply=lambda: self.config.llm_auto_apply,
+            config=lambda: self.config,
+            credentials=self.credentials,
             command_for=lambda run, params: self.queue.command_for(run, params),
             wake=self.kick,
         )

@@ -338,7 +338,7 @@ class _Link:
         proxy: bool | str | None,
     ) -> None:
         self.url = url
-        self.display = _mask_url(url)
+        self.display = mask_url(url)
         self._source = source
         self._ssh_key = ssh_key
         self._proxy = proxy
@@ -407,7 +407,7 @@ class _Link:
         return _Failure(status, self._clean(f"{prefix}: {text}", callbacks.secrets))
 
     def _clean(self, message: str, secrets: Sequence[str]) -> str:
-        message = " ".join(_mask_url(message).split())
+        message = " ".join(mask_url(message).split())
         for secret in {*secrets, *_url_secrets(self.url)}:
             message = message.replace(secret, "***")
         if len(message) > _MAX_MESSAGE:
@@ -530,7 +530,7 @@ def _url_secrets(url: str) -> list[str]:
     return [s for s in found if len(s) >= 4]
 
 
-def _mask_url(text: str) -> str:
+def mask_url(text: str) -> str:
     """Hide the userinfo of HTTP(S) URLs and the password of any URL in ``text``."""
     text = re.sub(r"(https?://)[^/@\s]+@", r"\1***@", text)
     return re.sub(r"([a-z+]+://[^/:@\s]+):[^/@\s]+@", r"\1:***@", text)
