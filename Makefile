@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := git
+APT_PACKAGES := git dbus xvfb xdotool dunst x11-utils gcc linux-libc-dev \
+  libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -30,6 +31,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 venv: system-deps $(STAMP)
 
 run: venv
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/labmind --no-autostart gui --background; fi
 	$(BIN)/labmind daemon
 
 lint: venv
@@ -49,7 +51,7 @@ typecheck: venv .typecheck/labmind
 	$(BIN)/mypy tests bench
 
 unit: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test: lint typecheck unit
 

@@ -16,28 +16,24 @@ Measures in one run:
   shell is shown for reference. Per run, from the store and the run folders: scheduling
   latency ``started_at - submitted_at``, launch (the store's ``started_at`` to the
   wrapper's ``start.json``), the command (``exit.json`` duration), collection (``exit.json``
-  to the store's ``ended_at``); slot use and the CPU of the daemon and of its children.
+  to the store's ``ended_at``); slot use, the daemon's CPU, and the whole machine's CPU per
+  run next to ``xargs``'s (the supervisor is not the daemon's child, so only the machine's
+  total counts them).
 * **idle**: ``--idle`` (20) single-run submits into an idle queue, 0.3 s apart, each waited
   for: submit to ``started_at``, to the wrapper running (``start.json``), to recorded end.
-* **profile** (``--no-profile`` skips it): start-up of the run vs the wrapper
+* **profile** (``--no-profile`` skips it): start-up of the run vs a fresh wrapper
   (``python -P -m labmind.trainers.wrapper``) and its heaviest imports; ``LocalExecutor``
-  without the daemon, 2 slots driven by a 1 ms poll loop: as the queue drives it (blocking
-  ``start`` until ``start.json``), one thread per slot (start-ups overlap), and a prototype
-  of a warm fork server (the wrapper's ``main`` in a process forked from this one, which has
-  it imported), also polled only every ``TICK_S`` as the queue does; SQLite writes per
-  run through ``ExperimentStore`` and ``write_json_atomic``; and the daemon again with
-  ``TICK_S`` patched (``--what-if-tick``, default 0.01 s; 0 skips).
+  without the daemon on 2 slots, woken by ``watch`` as the queue is, with attempts handed to
+  the run supervisor and each under a wrapper process of its own; SQLite writes per run through
+  ``ExperimentStore`` and ``write_json_atomic``.
 
-    python -m bench.experiments [--json out.json] [--runs 500] [--idle 20]
-        [--no-profile] [--what-if-tick 0.01]
+    python -m bench.experiments [--json out.json] [--runs 500] [--idle 20] [--no-profile]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -53,12 +49,10 @@ from pathlib import Path
 import psutil
 
 from labmind.daemon.client import DaemonClient
-from labmind.daemon.experiment_queue import TICK_S
 from labmind.daemon.experiment_store import ExperimentStore, NewRun
 from labmind.daemon.protocol import RunInfo
 from labmind.daemon.store import Store
 from labmind.trainers import run_dir as rd
-from labmind.trainers import wrapper
 from labmind.trainers.executor import AttemptSpec, Handle
 from labmind.trainers.local_executor import LocalExecutor
 
@@ -82,16 +76,6 @@ STARTUP_REPEATS = 20
 EXECUTOR_RUNS = 200
 # What a slimmed, stdlib-only wrapper would have to import at least.
 WRAPPER_FLOOR = "import os, sys, json, time, select, signal, fcntl, subprocess"
-# Starts a daemon in the foreground with the queue's tick patched (argv[1] seconds).
-PATCHED_DAEMON = (
-    "import sys\n"
-    "import labmind.daemon.experiment_queue as experiments\n"
-    "experiments.TICK_S = float(sys.argv[1])\n"
-    "sys.argv = ['labmind', 'daemon']\n"
-    "from labmind.daemon.cli import main\n"
-    "main()\n"
-)
-
 Row = dict[str, float]
 
 
@@ -128,42 +112,20 @@ def spread(values_s: Sequence[float]) -> Row:
 # --- xargs --------------------------------------------------------------------------------
 
 
-def xargs_wall(n: int, *, through_sh: bool) -> float:
-    """Seconds for ``xargs -P2`` to run the N trivial commands."""
+def xargs_wall(n: int, *, through_sh: bool) -> tuple[float, float]:
+    """Seconds for ``xargs -P2`` to run the N trivial commands, and the machine's CPU seconds."""
     if through_sh:
         lines = "".join(f"{trivial_command(i)}\n" for i in range(n))
         argv = ["xargs", "-d", "\n", "-n1", f"-P{SLOTS}", "/bin/sh", "-c"]
     else:
         lines = "".join(f"{i}\n" for i in range(n))
         argv = ["xargs", "-n1", f"-P{SLOTS}", *TRIVIAL]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), machine_cpu_s()
     subprocess.run(argv, input=lines.encode(), check=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, machine_cpu_s() - cpu
 
 
 # --- the daemon ---------------------------------------------------------------------------
-
-
-def start_patched(daemon: Daemon, tick_s: float) -> subprocess.Popen[bytes]:
-    """A daemon for ``daemon``'s home whose queue ticks every ``tick_s`` seconds."""
-    daemon.paths.ensure_dirs()
-    with daemon.paths.log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", PATCHED_DAEMON, str(tick_s)],
-            env=daemon.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(Exception), DaemonClient(daemon.paths, timeout=5) as client:
-            daemon.pid = client.status().pid
-            return proc
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the patched daemon did not start; see {daemon.paths.log_file}")
-        time.sleep(0.05)
 
 
 def runs_folder(daemon: Daemon) -> Path:
@@ -200,24 +162,30 @@ def attempt_files(daemon: Daemon, run: RunInfo) -> tuple[rd.StartRecord, rd.Exit
     return start, ended
 
 
-def cpu_s(process: psutil.Process) -> tuple[float, float]:
-    """The daemon's own CPU seconds, and its reaped children's (wrappers and their runs)."""
+def cpu_s(process: psutil.Process) -> float:
+    """The daemon's own CPU seconds."""
     times = process.cpu_times()
-    return times.user + times.system, times.children_user + times.children_system
+    return times.user + times.system
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has spent (every process: supervisor, runs, daemon)."""
+    times = psutil.cpu_times()
+    return times.user + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0)
 
 
 def queue_batch(daemon: Daemon, folder: Path, n: int, name: str) -> tuple[Row, dict[str, Row]]:
     """The batch's summary, and its per-run phases."""
     spec = write_spec(folder, name, range(n))
     process = psutil.Process(daemon.pid)
-    own0, children0 = cpu_s(process)
+    own0, machine0 = cpu_s(process), machine_cpu_s()
     with daemon.client() as client:
         submitted_at = time.time()
         result = client.exp_submit(str(spec))
         submit_s = time.time() - submitted_at
         wait_exits_on_disk(runs_folder(daemon), [r.id for r in result.runs], 60 + n * 2.0)
         runs = wait_done(client, result.sweep, 0.05, timeout=60)
-    own1, children1 = cpu_s(process)
+    own1, machine1 = cpu_s(process), machine_cpu_s()
     failed = [r for r in runs if r.status != "succeeded"]
     if failed:
         raise RuntimeError(f"{len(failed)} trivial runs did not succeed, e.g. {failed[0]}")
@@ -238,7 +206,7 @@ def queue_batch(daemon: Daemon, folder: Path, n: int, name: str) -> tuple[Row, d
         "submit_call_ms": ms(submit_s),
         "slot_busy_pct": 100 * busy / (SLOTS * wall),
         "daemon_cpu_ms_per_run": ms((own1 - own0) / n),
-        "children_cpu_ms_per_run": ms((children1 - children0) / n),
+        "machine_cpu_ms_per_run": ms((machine1 - machine0) / n),
     }
     phases = {
         "submit -> started_at (scheduling)": spread(sched),
@@ -332,123 +300,45 @@ def attempt_spec(folder: Path, tag: str, i: int) -> AttemptSpec:
     )
 
 
-def fork_start(attempt: AttemptSpec) -> Handle:
-    """A prototype warm fork server: ``command.json`` as the executor writes it, then the
-    wrapper's ``main`` in a child forked from this process (which has it imported)."""
-    run_dir = attempt.run_dir.absolute()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rd.write_command(
-        run_dir,
-        rd.CommandRecord(
-            argv=attempt.full_argv(),
-            cwd=str((attempt.cwd or run_dir).absolute()),
-            env=attempt.full_env(),
-            timeout_s=attempt.timeout_s,
-            kill_grace_s=attempt.kill_grace_s,
-            shell_command=attempt.command,
-        ),
-    )
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 70
-        try:
-            code = wrapper.main([str(run_dir)])
-        finally:
-            os._exit(code)
-    while (start := rd.read_start(run_dir)) is None:
-        time.sleep(0.0005)
-    return Handle(pid=start.pid, pgid=start.pgid, start_time=start.start_time, run_dir=run_dir)
-
-
-def reap() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-
-
-def slots_loop(
-    start: Callable[[AttemptSpec], Handle],
-    poll: Callable[[Handle], bool],
-    folder: Path,
-    tag: str,
-    n: int,
-    every: float = 0.001,
-) -> Row:
-    """N attempts on 2 slots from one loop that polls every ``every`` s (``start`` may
-    block, as the queue's does)."""
+def slots_loop(executor: LocalExecutor, folder: Path, tag: str, n: int) -> Row:
+    """N attempts on 2 slots from one loop that sleeps until ``watch`` says a wrapper ended
+    (as the queue does)."""
+    ended = threading.Event()
+    if not executor.watch(ended.set):
+        raise RuntimeError("this platform cannot watch process exits")
     running: list[tuple[Handle, float]] = []
     cycles: list[float] = []
     began, next_i = time.perf_counter(), 0
     while next_i < n or running:
         still = []
         for handle, t0 in running:
-            if poll(handle):
+            if executor.poll(handle).running:
                 still.append((handle, t0))
             else:
                 cycles.append(time.perf_counter() - t0)
         running = still
         while len(running) < SLOTS and next_i < n:
             t0 = time.perf_counter()
-            running.append((start(attempt_spec(folder, tag, next_i)), t0))
+            running.append((executor.start(attempt_spec(folder, tag, next_i)), t0))
             next_i += 1
-        time.sleep(every)
-    wall = time.perf_counter() - began
-    return {"n": n, **spread(cycles), "wall_s": wall, "runs_per_s": n / wall}
-
-
-def slots_threads(executor: LocalExecutor, folder: Path, tag: str, n: int) -> Row:
-    """N attempts on 2 slots, one thread per slot: the start-ups overlap."""
-    cycles: list[float] = []
-    counter = iter(range(n))
-    lock = threading.Lock()
-
-    def slot() -> None:
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            t0 = time.perf_counter()
-            handle = executor.start(attempt_spec(folder, tag, i))
-            while executor.poll(handle).running:
-                time.sleep(0.001)
-            cycles.append(time.perf_counter() - t0)
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=slot) for _ in range(SLOTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        ended.wait(1.0)
+        ended.clear()
     wall = time.perf_counter() - began
     return {"n": n, **spread(cycles), "wall_s": wall, "runs_per_s": n / wall}
 
 
 def executor_alone(folder: Path, n: int, xargs_per_run_s: float) -> dict[str, Row]:
-    """LocalExecutor without the daemon, and a forked wrapper, on 2 slots."""
-    executor = LocalExecutor()
-
-    def poll(handle: Handle) -> bool:
-        return executor.poll(handle).running
-
-    def fork_poll(handle: Handle) -> bool:
-        reap()
-        return executor.poll(handle).running
-
-    rows = {
-        "LocalExecutor, 1 loop, blocking start (as the queue)": slots_loop(
-            executor.start, poll, folder, "loop", n
-        ),
-        "LocalExecutor, 1 thread per slot": slots_threads(executor, folder, "threads", n),
-        "forked wrapper (fork-server prototype), 1 loop": slots_loop(
-            fork_start, fork_poll, folder, "fork", n
-        ),
-        f"forked wrapper, loop polls every TICK_S ({TICK_S:g} s)": slots_loop(
-            fork_start, fork_poll, folder, "forktick", n, TICK_S
-        ),
-    }
-    for row in rows.values():
+    """LocalExecutor without the daemon on 2 slots: attempts handed to the run supervisor,
+    and each under a wrapper process of its own."""
+    rows: dict[str, Row] = {}
+    for label, supervised in (("the run supervisor", True), ("a wrapper per attempt", False)):
+        executor = LocalExecutor(supervisor=supervised)
+        try:
+            row = slots_loop(executor, folder, "supervised" if supervised else "wrapped", n)
+        finally:
+            executor.close()
         row["x_xargs"] = row["wall_s"] / (n * xargs_per_run_s)
+        rows[f"LocalExecutor, {label}"] = row
     return rows
 
 
@@ -506,7 +396,7 @@ def store_writes(folder: Path, n: int) -> dict[str, Row]:
         f"queued() with {n} queued (every tick)": {"ms": queued_ms},
         "sweep_spec() (per launch)": {"ms": spec_ms},
         "start+running+finish, 3 tx (per run)": {"ms": ms(statistics.median(per_run))},
-        "write_json_atomic, 2 fsyncs (x3 per run)": {"ms": atomic_ms},
+        "write_json_atomic (x3 per run)": {"ms": atomic_ms},
     }
 
 
@@ -523,24 +413,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--idle", type=int, default=20)
     parser.add_argument("--no-profile", action="store_true")
-    parser.add_argument("--what-if-tick", type=float, default=0.01)
     args = parser.parse_args()
     n: int = args.runs
     results: dict[str, object] = {"command": trivial_command("<i>"), "slots": SLOTS}
     folder = Path(tempfile.mkdtemp(prefix="lmb-exp-", dir="/tmp"))
-    daemons: list[Daemon] = []
-    patched: list[subprocess.Popen[bytes]] = []
+    daemon: Daemon | None = None
     try:
-        xargs_times = [xargs_wall(n, through_sh=True)]
+        xargs_runs = [xargs_wall(n, through_sh=True)]
         daemon = Daemon.create(CONFIG)
-        daemons.append(daemon)
         daemon.start()
         batch, phases = queue_batch(daemon, folder, n, "batch")
-        xargs_times += [xargs_wall(n, through_sh=True) for _ in range(XARGS_REPEATS - 1)]
-        xargs_plain = [xargs_wall(n, through_sh=False) for _ in range(XARGS_REPEATS)]
+        xargs_runs += [xargs_wall(n, through_sh=True) for _ in range(XARGS_REPEATS - 1)]
+        xargs_plain = [xargs_wall(n, through_sh=False)[0] for _ in range(XARGS_REPEATS)]
         idle = idle_latency(daemon, folder, args.idle)
         daemon.stop()
-        xargs_s = statistics.median(xargs_times)
+        xargs_s = statistics.median(wall for wall, _ in xargs_runs)
+        xargs_cpu_s = statistics.median(cpu for _, cpu in xargs_runs)
+        batch["xargs_machine_cpu_ms_per_run"] = ms(xargs_cpu_s / n)
         throughput = {
             f"queue, {SLOTS} slots": throughput_row(n, batch["wall_s"], xargs_s),
             f"xargs -P{SLOTS} sh -c (median of {XARGS_REPEATS})": throughput_row(
@@ -551,7 +440,7 @@ def main() -> None:
             ),
         }
         results.update(throughput=throughput, batch=batch, phases=phases, idle=idle)
-        results["xargs_s"] = {"sh": xargs_times, "plain": xargs_plain}
+        results["xargs_s"] = {"sh": [wall for wall, _ in xargs_runs], "plain": xargs_plain}
         print(f"trivial run: {trivial_command('<i>')}  (both sides: /bin/sh -c LINE)")
         print_table(f"{n} trivial runs: queue ({SLOTS} slots) vs xargs -P{SLOTS}", throughput)
         print_table(f"Queue batch of {n}: slots and CPU", {"batch": batch})
@@ -572,34 +461,10 @@ def main() -> None:
             }
             print_table(f"Profile: process start-up (median of {STARTUP_REPEATS})", startup)
             print_table("Profile: the wrapper's heaviest imports (-X importtime, ms)", imports)
-            print_table(
-                f"Profile: {runs} runs on {SLOTS} slots without the daemon (1 ms poll unless said)",
-                alone,
-            )
+            print_table(f"Profile: {runs} runs on {SLOTS} slots without the daemon", alone)
             print_table("Profile: SQLite and run-folder writes (median)", writes)
-            if args.what_if_tick > 0:
-                other = Daemon.create(CONFIG)
-                daemons.append(other)
-                patched.append(start_patched(other, args.what_if_tick))
-                fast, fast_phases = queue_batch(other, folder, n, "fasttick")
-                fast["x_xargs"] = fast["wall_s"] / xargs_s
-                results["what_if_tick"] = {
-                    "tick_s": args.what_if_tick,
-                    "batch": fast,
-                    "phases": fast_phases,
-                }
-                print_table(
-                    f"What if TICK_S = {args.what_if_tick:g} s (patched daemon), {n} runs",
-                    {f"tick {args.what_if_tick:g} s": fast},
-                )
-                print_table(f"What if TICK_S = {args.what_if_tick:g} s: phases", fast_phases)
     finally:
-        for proc in patched:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
-        for daemon in daemons:
+        if daemon is not None:
             daemon.kill()
         shutil.rmtree(folder, ignore_errors=True)
     if args.json:

@@ -17,6 +17,7 @@ BENCHMARKS = (
     "backup_faults",
     "experiments",
     "experiments_stress",
+    "tracker",
 )
 
 

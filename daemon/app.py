@@ -18,41 +18,55 @@ from labmind.indexers.lexical import LexicalIndex, LexicalIndexError
 from . import __version__
 from .backups import BackupService
 from .chats import ChatService
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, config_as_dict, load_config, set_value
 from .embedding import EmbeddingService
 from .events import EventBus
 from .experiment_queue import default_slots, sharing_policy
 from .experiments import ExperimentService
 from .indexing import IndexService
 from .instance import AlreadyRunning, acquire
+from .lesson_refine import refiner_for
+from .lessons import LessonService
 from .linking import LinkingService
+from .notifications import ExperimentRuns, NotificationService
+from .opener import SystemOpener
+from .outlier_store import OutlierStore
+from .outliers import OutlierService, StoreAttempts
 from .paths import InsecureRuntimeDir, Paths
 from .protocol import (
     BackupOutcome,
     BackupStatus,
     ChatDetail,
     ChatSummary,
+    ConfigView,
     ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LessonInfo,
+    LessonUpdate,
     LogChunk,
     RestoreRequest,
     RestoreResult,
     RunDetail,
     RunInfo,
+    RunOutliers,
     SearchRequest,
     SearchResponse,
     SkippedFile,
     SnapshotEntry,
     StatusInfo,
     SubmitResult,
+    Suggestion,
+    SuggestRequest,
     WatchRoot,
     WhyResponse,
 )
 from .searching import SearchService, SearchUnavailable
 from .server import ApiError, create_api
 from .store import Root, Store, StoreError
+from .suggestions import Suggester
+from .system_notifier import SystemNotifier
 from .transport import bind_unix_socket, serve
 from .watcher import ChangeBatch, Watcher, WatchError
 
@@ -127,6 +141,25 @@ class Daemon:
             sharing=sharing_policy(config.experiments),
             config=config.experiments,
         )
+        self.notifications = NotificationService(
+            self.events,
+            SystemNotifier(),
+            ExperimentRuns(self.experiments),
+            SystemOpener(lambda: self.config.notifications.open_command),
+            config.notifications,
+        )
+        self.outliers = OutlierService(
+            OutlierStore(self.store), StoreAttempts(self.store), self.events
+        )
+        self.lessons = LessonService(
+            self.store,
+            self.events,
+            paths.data_dir / "runs",
+            sweep_spec=self.experiments.records.sweep_spec,
+            refiner=lambda: refiner_for(self.config),
+            preflight=lambda: self.config.lessons.preflight,
+        )
+        self.suggester = Suggester(self.lessons, self.search, self._chat_title)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -134,6 +167,7 @@ class Daemon:
 
     def start(self) -> None:
         """Reconcile with the disk and start the threads; returns at once."""
+        self.notifications.start()
         if self.indexer.lexical is not None:
             self.indexer.check_consistency()
         if self.embedding is not None:
@@ -146,6 +180,8 @@ class Daemon:
         roots = [r.path for r in self.store.roots()]
         self.backups.start(roots)
         self.experiments.start()
+        self.outliers.start()
+        self.lessons.start()
         for root in roots:
             self._watch(root)
         if roots and self.indexer.lexical is not None:
@@ -158,6 +194,8 @@ class Daemon:
         self.watcher.stop()
         self.backups.stop()
         self.experiments.stop()
+        self.outliers.stop()
+        self.lessons.stop()
         self.chats.stop()
         self.indexer.stop()
         self.linking.stop()
@@ -184,6 +222,8 @@ class Daemon:
             server_exit.set()
 
         closer = asyncio.create_task(close_streams())
+        follower = asyncio.create_task(self.outliers.follow(self.events))
+        lesson_follower = asyncio.create_task(self.lessons.follow(self.events))
         self.start()
         log.info("labmind %s serving on %s", __version__, self.paths.socket_path)
         try:
@@ -195,6 +235,9 @@ class Daemon:
             )
         finally:
             closer.cancel()
+            await self.notifications.stop()
+            follower.cancel()
+            lesson_follower.cancel()
             await asyncio.to_thread(self.stop)
             log.info("labmind stopped")
 
@@ -224,6 +267,7 @@ class Daemon:
         if batch.changed or batch.deleted or batch.deleted_dirs:
             self.indexer.files_changed(batch.changed, batch.deleted, batch.deleted_dirs)
             self.backups.edited([*batch.changed, *batch.deleted, *batch.deleted_dirs])
+            self.lessons.files_changed(batch.changed)
         if folders:
             self.indexer.folders_changed(folders)
         if rescan:
@@ -344,6 +388,8 @@ class Daemon:
         )
 
     def search(self, req: SearchRequest) -> SearchResponse:
+        if req.kind == "lesson":
+            return self.lessons.search(req)
         try:
             return self.searcher.search(req)
         except SearchUnavailable as exc:
@@ -408,6 +454,37 @@ class Daemon:
     def exp_pause(self, paused: bool) -> None:
         self.experiments.set_paused(paused)
 
+    def exp_outliers(self, run_id: str, limit: int | None, reason: str | None) -> RunOutliers:
+        return self.outliers.report(run_id, limit=limit, reason=reason)
+
+    def config_view(self) -> ConfigView:
+        try:
+            config = load_config(self.paths.config_file)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from exc
+        return ConfigView(file=str(self.paths.config_file), values=config_as_dict(config))
+
+    def config_set(self, key: str, value: str) -> ConfigView:
+        try:
+            set_value(self.paths.config_file, key, value)
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from exc
+        self.reload_config()
+        return self.config_view()
+
+    def lessons_list(self, include_dismissed: bool) -> list[LessonInfo]:
+        return self.lessons.lessons(include_dismissed)
+
+    def lesson_update(self, lesson_id: str, req: LessonUpdate) -> LessonInfo:
+        return self.lessons.update(lesson_id, req)
+
+    def suggest(self, req: SuggestRequest) -> Suggestion:
+        return self.suggester.suggest(req.task, req.limit)
+
+    def _chat_title(self, conversation_id: str) -> str | None:
+        found = self.chats.store.find(conversation_id)
+        return None if found is None else found.title
+
     def reload_config(self) -> None:
         try:
             config = load_config(self.paths.config_file)
@@ -418,8 +495,10 @@ class Daemon:
         self.indexer.reconfigure(config.index)
         self.chats.reconfigure(config.chats)
         self.backups.reconfigure(config.backup)
+        self.notifications.reconfigure(config.notifications)
         self.experiments.queue.slots = config.experiments.slots or default_slots()
         self.experiments.queue.sharing = sharing_policy(config.experiments)
+        self.experiments.queue.default_executor = config.experiments.executor
         self.experiments.config = config.experiments
         self.experiments.kick()
         roots = [r.path for r in self.store.roots()]

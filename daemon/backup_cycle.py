@@ -118,6 +118,7 @@ class CycleResult:
     nested: list[str] = field(default_factory=list)
     pushes: list[PushRecord] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    """Pushes the remote refused (not the unreachable ones), one line each."""
     retry_in_s: float | None = None
     error: str | None = None
 

@@ -56,6 +56,7 @@ log = logging.getLogger("labmind.backup")
 
 PAUSED_KEY = "backup.paused"
 NESTED_FIRST_RUN_S = 1.0
+MAX_ALERT_FILES = 20
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -303,21 +304,31 @@ class BackupService:
                 "error": result.error,
             }
         )
-        messages = list(result.alerts)
+        alerts: list[dict[str, object]] = [
+            {"kind": "push_refused", "message": message} for message in result.alerts
+        ]
         if result.newly_held:
             names = ", ".join(h.path for h in result.newly_held[:3])
             more = len(result.newly_held) - 3
-            messages.append(
+            message = (
                 f"backup of {folder.path} holds back {names}"
                 + (f" and {more} more" if more > 0 else "")
                 + f" ({result.newly_held[0].reason}); see `labmind backup status`"
             )
-        if result.error is not None and result.error != folder.error:
-            messages.append(f"backup of {folder.path} failed: {result.error}")
-        for message in messages:
-            self.events.publish(
-                {"type": "alert", "source": "backup", "path": folder.path, "message": message}
+            alerts.append(
+                {
+                    "kind": "held_back",
+                    "files": [h.path for h in result.newly_held[:MAX_ALERT_FILES]],
+                    "count": len(result.newly_held),
+                    "reason": result.newly_held[0].reason,
+                    "message": message,
+                }
             )
+        if result.error is not None and result.error != folder.error:
+            message = f"backup of {folder.path} failed: {result.error}"
+            alerts.append({"kind": "failed", "message": message})
+        for alert in alerts:
+            self.events.publish({"type": "alert", "source": "backup", "path": folder.path, **alert})
 
     def _outcome(self, result: CycleResult) -> BackupOutcome:
         return BackupOutcome(

@@ -19,6 +19,12 @@ from . import cli_render as render
 from .cli_backup import backup_app
 from .cli_chats import chats_app, import_command, why_command
 from .cli_experiments import exp_app
+from .cli_gui import popup_command, run_gui
+from .cli_hotkey import hotkey_app
+from .cli_lessons import lessons_app, suggest_command
+from .cli_mcp import mcp_command
+from .cli_outliers import outliers_command
+from .cli_service import service_app
 from .cli_session import (
     NO_AUTOSTART_ENV,
     CliError,
@@ -113,8 +119,16 @@ app.add_typer(config_app, name="config")
 app.add_typer(chats_app, name="chats")
 app.add_typer(backup_app, name="backup")
 app.add_typer(exp_app, name="exp")
+app.add_typer(service_app, name="service")
+app.add_typer(hotkey_app, name="hotkey")
+app.add_typer(lessons_app, name="lessons")
 app.command("import")(import_command)
 app.command("why")(why_command)
+app.command("outliers")(outliers_command)
+app.command("suggest")(suggest_command)
+app.command("mcp")(mcp_command)
+app.command("gui")(run_gui)
+app.command("popup")(popup_command)
 
 
 @app.callback()

@@ -96,13 +96,14 @@ def exp_show(ctx: typer.Context, run: RunArgument, as_json: JsonOption = False) 
     """A run: its attempts and what changed between them, latest metrics, the log's end."""
     with connect_client(ctx) as client:
         detail = client.exp_run(run)
+        flagged = 0 if as_json else client.exp_outliers(detail.run.id, limit=1).flagged
     if as_json:
         render.print_json(detail.model_dump())
         return
-    _print_detail(detail)
+    _print_detail(detail, flagged)
 
 
-def _print_detail(detail: RunDetail) -> None:
+def _print_detail(detail: RunDetail, flagged: int = 0) -> None:
     console = render.stdout()
     run = detail.run
     console.print(f"[bold]{run.id}[/bold] {run.name} — {run.status}")
@@ -128,6 +129,8 @@ def _print_detail(detail: RunDetail) -> None:
     for name, values in detail.metrics.items():
         if values:
             console.print(f"{name:>12} {values[-1]:<12.6g} {sparkline(values)}")
+    if flagged:
+        console.print(f"{flagged} samples flagged (labmind outliers {run.id})", markup=False)
     if detail.proposal:
         console.print(f"proposal waiting for `labmind exp approve {run.id}`: {detail.proposal}")
     if detail.log_tail:

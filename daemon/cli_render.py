@@ -134,6 +134,8 @@ def print_hits(console: Console, hits: Iterable[SearchHit]) -> None:
     for hit in hits:
         if hit.kind == "chat" and hit.chat_id:
             where = f"chat {hit.chat_id[:12]} message #{hit.start_line}"
+        elif hit.kind == "lesson":
+            where = hit.path
         else:
             where = f"{hit.path}:{hit.start_line}-{hit.end_line}"
         header = Text.assemble(

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .instance import is_answering
-from .paths import Paths
+from .paths import Paths as Paths
 from .protocol import (
     Ack,
     BackupNowRequest,
@@ -23,17 +23,22 @@ from .protocol import (
     BackupStatus,
     ChatDetail,
     ChatSummary,
+    ConfigSetRequest,
+    ConfigView,
     Event,
     ImportRequest,
     ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LessonInfo,
+    LessonUpdate,
     LogChunk,
     RestoreRequest,
     RestoreResult,
     RunDetail,
     RunInfo,
+    RunOutliers,
     SearchRequest,
     SearchResponse,
     SkippedFile,
@@ -41,6 +46,8 @@ from .protocol import (
     StatusInfo,
     SubmitRequest,
     SubmitResult,
+    Suggestion,
+    SuggestRequest,
     WatchRequest,
     WatchRoot,
     WhyResponse,
@@ -59,6 +66,7 @@ _CHAT_SUMMARIES = TypeAdapter(list[ChatSummary])
 _BACKUP_OUTCOMES = TypeAdapter(list[BackupOutcome])
 _SNAPSHOT_ENTRIES = TypeAdapter(list[SnapshotEntry])
 _RUN_INFOS = TypeAdapter(list[RunInfo])
+_LESSON_INFOS = TypeAdapter(list[LessonInfo])
 _EVENT_FIELDS = frozenset(Event.model_fields)
 
 
@@ -144,6 +152,13 @@ class DaemonClient:
     def reload_config(self) -> Ack:
         return self._model(Ack, "POST", "/config/reload")
 
+    def config(self) -> ConfigView:
+        return self._model(ConfigView, "GET", "/config")
+
+    def config_set(self, key: str, value: str) -> ConfigView:
+        body = ConfigSetRequest(key=key, value=value)
+        return self._model(ConfigView, "POST", "/config", body=body)
+
     def import_chats(self, path: str) -> ImportStatus:
         return self._model(ImportStatus, "POST", "/chats/import", body=ImportRequest(path=path))
 
@@ -205,6 +220,42 @@ class DaemonClient:
 
     def exp_pause(self, paused: bool) -> Ack:
         return self._model(Ack, "POST", "/exp/pause" if paused else "/exp/resume")
+
+    def exp_outliers(
+        self, run_id: str, limit: int | None = None, reason: str | None = None
+    ) -> RunOutliers:
+        params = {"limit": str(limit)} if limit is not None else {}
+        if reason is not None:
+            params["reason"] = reason
+        url = f"/exp/runs/{quote(run_id, safe='')}/outliers"
+        return self._model(RunOutliers, "GET", url, params=params)
+
+    def lessons(self, include_dismissed: bool = False) -> list[LessonInfo]:
+        params = {"all": "true"} if include_dismissed else {}
+        return self._list(_LESSON_INFOS, "GET", "/lessons", params=params)
+
+    def lesson_update(
+        self,
+        lesson_id: str,
+        *,
+        status: str | None = None,
+        resolution: str | None = None,
+        note: str | None = None,
+    ) -> LessonInfo:
+        try:
+            body = LessonUpdate.model_validate(
+                {"status": status, "resolution": resolution, "note": note}
+            )
+        except ValidationError:
+            raise DaemonError(
+                f"unknown lesson status {status!r}; use active, dismissed or edited"
+            ) from None
+        url = f"/lessons/{quote(lesson_id, safe='')}"
+        return self._model(LessonInfo, "PATCH", url, body=body)
+
+    def suggest(self, task: str, limit: int = 5) -> Suggestion:
+        body = SuggestRequest(task=task, limit=limit)
+        return self._model(Suggestion, "POST", "/suggest", body=body)
 
     def events(self) -> Generator[Event, None, None]:
         """The daemon's event stream, until it ends or the generator is closed."""

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .hotkey_chord import Chord, ChordError
 
 
 class ConfigError(ValueError):
@@ -99,10 +101,64 @@ class ExperimentsConfig(_Section):
     llm_model: str = ""
     llm_auto_apply: bool = False
     """Apply the model's proposals without waiting for `labmind exp approve`."""
+    executor: Literal["local", "ray"] = "local"
+    """Where runs go: processes on this machine, or Ray Jobs on the cluster at `ray_address`."""
+    ray_address: str = "http://127.0.0.1:8265"
+    """The Ray cluster's dashboard (Jobs API), for `executor = "ray"`."""
+
+    @field_validator("ray_address")
+    @classmethod
+    def _dashboard_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(
+                "expected the http:// or https:// address of the Ray dashboard, "
+                "like http://127.0.0.1:8265"
+            )
+        return value.rstrip("/")
+
+
+class NotificationsConfig(_Section):
+    enabled: bool = True
+    """Desktop notifications for failed, retried and waiting runs, finished sweeps, flagged
+    samples and backup alerts."""
+    do_not_disturb: bool = False
+    """Show no notifications at all (the tray, `labmind exp ls` and `backup status` still
+    show everything)."""
+    min_interval_s: float = Field(default=60.0, ge=0, le=86_400)
+    """At most one notification per group (one sweep's failures, one folder's backup
+    alerts, …) this often; what arrives in between is shown as one summary. 0: no limit."""
+    run_succeeded: bool = False
+    """Also notify each run that succeeds (finished sweeps notify either way)."""
+    open_command: str = ""
+    """The command that opens a run's log (its path is appended); empty: ``xdg-open`` on
+    Linux, ``open`` on macOS."""
+
+
+class LessonsConfig(_Section):
+    preflight: bool = True
+    """Notify when a watched file or a submitted sweep's script starts importing a library
+    with an active lesson."""
+    llm_refine: bool = False
+    """Have the experiments' LLM endpoint (`experiments.llm_base_url`, `llm_model`) check
+    what rule-based mining finds in each conversation; off: rules only, offline."""
 
 
 class DaemonConfig(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class GuiConfig(_Section):
+    hotkey: str = "<ctrl>+<alt>+k"
+    """The chord that shows the search popup, pynput style: ``<ctrl>``, ``<alt>``,
+    ``<shift>``, ``<cmd>`` (Super) and one key; `labmind hotkey install` binds the same."""
+
+    @field_validator("hotkey")
+    @classmethod
+    def _chord(cls, value: str) -> str:
+        try:
+            return Chord.parse(value).pynput()
+        except ChordError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class Config(_Section):
@@ -112,7 +168,10 @@ class Config(_Section):
     chats: ChatsConfig = Field(default_factory=ChatsConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    lessons: LessonsConfig = Field(default_factory=LessonsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    gui: GuiConfig = Field(default_factory=GuiConfig)
 
 
 def known_keys() -> list[str]:
@@ -278,6 +337,8 @@ def _describe(loc: tuple[int | str, ...], kind: str, msg: str) -> str:
         return f"unknown key '{key}'; known keys: {', '.join(known)}"
     if kind == "model_type" and len(loc) == 1:
         return f"{key}: expected a table ([{key}])"
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
     return f"{key}: {msg}"
 
 

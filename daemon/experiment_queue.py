@@ -17,17 +17,25 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
-from labmind.trainers.executor import AttemptSpec, AttemptState, Executor, ExecutorError, Handle
+from labmind.trainers.executor import (
+    AttemptSpec,
+    AttemptState,
+    ClusterExecutor,
+    Executor,
+    ExecutorError,
+    Handle,
+)
 from labmind.trainers.failures import Failure, FailureKind, classify
 from labmind.trainers.fixers import Change, propose_fix
 from labmind.trainers.gpu_ledger import GpuLedger, SharingPolicy
 from labmind.trainers.gpus import GpuInfo, GpuInventory
+from labmind.trainers.ray_executor import RAY_RECORD
 from labmind.trainers.spec import RetryPolicy
 from labmind.trainers.sweep import render_command
 
@@ -38,9 +46,13 @@ from .experiment_store import AttemptRow, ExperimentStore, NextAttempt, RunRow
 log = logging.getLogger("labmind.experiments")
 
 TICK_S = 0.05
-"""How often running attempts are polled and free slots filled while there is work."""
+"""How often running attempts are polled while there is work, when the executor cannot
+tell when they end."""
+WATCHED_TICK_S = 1.0
+"""The same when the executor wakes the queue as attempts end: only a safety net."""
 IDLE_TICK_S = 5.0
 """With nothing running the thread sleeps this long (a submit or a retry wakes it)."""
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_BYTES = 16_384
 CANCEL_GRACE_S = 10.0
 _KINDS = frozenset(k.value for k in FailureKind)
@@ -68,12 +80,18 @@ class ExperimentQueue:
         sharing: SharingPolicy,
         paused: bool,
         advisor: Advisor,
+        cluster: Callable[[], ClusterExecutor] | None = None,
+        default_executor: str = "local",
     ) -> None:
         self.records = records
         self.events = events
         self.runs_dir = runs_dir
         self.slots = slots
         self.executor = executor
+        self.default_executor = default_executor
+        self._cluster_factory = cluster
+        self._cluster: ClusterExecutor | None = None
+        self._cluster_silent = False
         self.inventory = inventory
         self.sharing = sharing
         self.paused = paused
@@ -84,6 +102,8 @@ class ExperimentQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cluster_queued: bool | None = None
+        self._tick_s = WATCHED_TICK_S if executor.watch(self._wake.set) else TICK_S
 
     def start(self) -> None:
         self._reattach()
@@ -96,8 +116,13 @@ class ExperimentQueue:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.executor.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def kick(self) -> None:
+        """Look at the queue now (runs were submitted, retried or approved)."""
+        self._cluster_queued = None
         self._wake.set()
 
     def cancel(self, run: RunRow) -> None:
@@ -107,7 +132,7 @@ class ExperimentQueue:
                 return
             handle = self._handles.pop(run.id, None)
             if handle is not None:
-                self.executor.cancel(handle, CANCEL_GRACE_S)
+                self._executor_of(handle).cancel(handle, CANCEL_GRACE_S)
             self.ledger.release(run.id)
             self.records.finish_attempt(
                 run.id,
@@ -119,6 +144,7 @@ class ExperimentQueue:
                 at=time.time(),
             )
         self._publish(run.id, "cancelled")
+        self._sweep_progress(run.sweep_id)
 
     def log_tail(self, run: RunRow, max_bytes: int = LOG_TAIL_BYTES) -> str:
         if run.run_dir is None:
@@ -134,7 +160,7 @@ class ExperimentQueue:
                 busy = self._tick()
             except Exception:
                 log.exception("experiment queue tick failed")
-            self._wake.wait(TICK_S if busy else IDLE_TICK_S)
+            self._wake.wait(self._tick_s if busy else IDLE_TICK_S)
             self._wake.clear()
 
     def _tick(self) -> bool:
@@ -142,21 +168,33 @@ class ExperimentQueue:
         runs that cannot start wait for a run to finish or for a submit, which wake us)."""
         with self._lock:
             for run_id, handle in list(self._handles.items()):
-                state = self.executor.poll(handle)
+                state = self._executor_of(handle).poll(handle)
                 if not state.running:
                     del self._handles[run_id]
                     self._collect(run_id, state)
             if self.paused:
                 return bool(self._handles)
             inventory: list[GpuInfo] | None = None
+            only_local: bool | None = None
             for run in self.records.queued():
+                cpu_free = self._cpu_runs() < self.slots
+                if not cpu_free:
+                    if inventory is None:
+                        inventory = self.inventory.gpus()
+                    if only_local is None:
+                        only_local = not self._cluster_runs_queued()
+                    if not inventory and only_local:
+                        break  # only CPU runs can start here, and no slot is free
                 spec = self.records.sweep_spec(run.sweep_id) or {}
                 if not self._ready(spec):
                     continue
                 resources = dict(spec.get("resources") or {})
                 count = int(resources.get("gpus") or 0)
+                if self._where(spec) != "local":
+                    self._submit_to_cluster(run, spec, resources)
+                    continue
                 if count == 0:
-                    if self._cpu_runs() < self.slots:
+                    if cpu_free:
                         self._launch(run, spec, ())
                     continue
                 if inventory is None:
@@ -166,7 +204,66 @@ class ExperimentQueue:
 
     def _cpu_runs(self) -> int:
         reserved = self.ledger.reserved()
-        return sum(1 for run_id in self._handles if not reserved.get(run_id))
+        return sum(
+            1
+            for run_id, handle in self._handles.items()
+            if handle.job is None and not reserved.get(run_id)
+        )
+
+    def _where(self, spec: dict[str, Any]) -> str:
+        return str(spec.get("executor") or self.default_executor)
+
+    def _cluster_runs_queued(self) -> bool:
+        """Whether a queued run goes to the cluster (remembered until the next `kick`: only
+        a submit, retry or approval queues runs)."""
+        if self._cluster_queued is None:
+            self._cluster_queued = any(
+                self._where(self.records.sweep_spec(sweep) or {}) != "local"
+                for sweep in self.records.queued_sweeps()
+            )
+        return self._cluster_queued
+
+    def _executor_of(self, handle: Handle) -> Executor:
+        """The executor that started ``handle``: the cluster's for a job, else this machine's."""
+        if handle.job is None:
+            return self.executor
+        return self._cluster_executor()
+
+    def _cluster_executor(self) -> ClusterExecutor:
+        """The cluster executor, made on first use; raises :class:`ExecutorError` when there
+        is none (no Ray installed, none configured)."""
+        if self._cluster is None:
+            if self._cluster_factory is None:
+                raise ExecutorError("no cluster executor is configured")
+            self._cluster = self._cluster_factory()
+        return self._cluster
+
+    def _submit_to_cluster(
+        self, run: RunRow, spec: dict[str, Any], resources: dict[str, Any]
+    ) -> None:
+        """Submit ``run`` when the cluster has room for it now; it waits in the queue else."""
+        try:
+            cluster = self._cluster_executor()
+        except ExecutorError as exc:
+            self._fail_unstarted(run, "start_failed", str(exc).splitlines()[0])
+            return
+        cpus = float(resources.get("cpus") or 1)
+        gpus = int(resources.get("gpus") or 0)
+        if cluster.fits(cpus, gpus):
+            self._cluster_silent = False
+            self._launch(run, spec, (), cluster=(cluster, cpus, gpus))
+        elif (never := cluster.never_fits(cpus, gpus)) is not None:
+            self._fail_unstarted(
+                run, "no_gpu" if gpus else "start_failed", f"cannot run: it {never}"
+            )
+        elif not self._cluster_silent and not cluster.available():
+            self._cluster_silent = True
+            self.events.publish(
+                {
+                    "type": "alert",
+                    "message": "the Ray cluster does not answer; its runs wait in the queue",
+                }
+            )
 
     def _launch_on_gpus(
         self,
@@ -182,15 +279,32 @@ class ExperimentQueue:
             message = f"cannot run on this machine: it {never}"
             self._fail_unstarted(run, "no_gpu", message)
             return
-        uuids = self.ledger.reserve(
-            run.id,
-            count,
-            min_free_mb=min_free_mb,
-            gpus=inventory,
-            own_pids=self._own_pids(),
-            policy=self.sharing,
-            now=time.time(),
-        )
+        before = self.records.attempts(run.id) if run.attempt else []
+        outgrown = _outgrown_mb(run, before, inventory)
+        candidates = [gpu for gpu in inventory if gpu.memory_total_mb > outgrown]
+        if len(candidates) < count:
+            message = (
+                f"ran out of GPU memory on a {outgrown} MiB GPU and this machine has no "
+                f"{'larger GPU' if count == 1 else f'{count} larger GPUs'} to move it to"
+            )
+            self._fail_unstarted(run, "no_gpu", message)
+            return
+        # A retry goes to other GPUs than the failed attempt's when enough are free.
+        failed_on = {u for a in before if a.attempt == run.attempt for u in a.gpus}
+        elsewhere = [gpu for gpu in candidates if gpu.uuid not in failed_on]
+        uuids = None
+        for choice in (elsewhere, candidates) if failed_on else (candidates,):
+            uuids = self.ledger.reserve(
+                run.id,
+                count,
+                min_free_mb=min_free_mb,
+                gpus=choice,
+                own_pids=self._own_pids(),
+                policy=self.sharing,
+                now=time.time(),
+            )
+            if uuids is not None:
+                break
         if uuids is not None:
             self._launch(run, spec, uuids)
 
@@ -198,6 +312,8 @@ class ExperimentQueue:
         """The processes of labmind's runs (wrappers and everything under them)."""
         pids: set[int] = set()
         for handle in self._handles.values():
+            if handle.pid <= 0:  # an attempt that runs elsewhere (a Ray job)
+                continue
             try:
                 wrapper = psutil.Process(handle.pid)
                 pids.add(wrapper.pid)
@@ -210,23 +326,35 @@ class ExperimentQueue:
         depends = [str(d) for d in spec.get("depends_on", [])]
         return not depends or self.records.sweep_names_done(depends)
 
-    def _launch(self, run: RunRow, spec: dict[str, Any], gpus: Sequence[str]) -> None:
+    def _launch(
+        self,
+        run: RunRow,
+        spec: dict[str, Any],
+        gpus: Sequence[str],
+        *,
+        cluster: tuple[ClusterExecutor, float, int] | None = None,
+    ) -> None:
+        """Start the next attempt of ``run``: here on ``gpus`` (none: a CPU slot), or on
+        ``cluster`` (its executor, CPUs and GPUs to ask for)."""
         attempt = run.attempt + 1
         run_dir = self.runs_dir / run.id / str(attempt)
         self.records.start_attempt(run.id, attempt, str(run_dir), gpus=gpus, at=time.time())
+        what = AttemptSpec(
+            run_id=run.id,
+            attempt=attempt,
+            run_dir=run_dir,
+            command=run.command,
+            cwd=Path(str(spec.get("workdir", "."))),
+            env={str(k): str(v) for k, v in dict(spec.get("env", {})).items()},
+            timeout_s=spec.get("timeout_s"),
+            gpus=tuple(gpus),
+        )
         try:
-            handle = self.executor.start(
-                AttemptSpec(
-                    run_id=run.id,
-                    attempt=attempt,
-                    run_dir=run_dir,
-                    command=run.command,
-                    cwd=Path(str(spec.get("workdir", "."))),
-                    env={str(k): str(v) for k, v in dict(spec.get("env", {})).items()},
-                    timeout_s=spec.get("timeout_s"),
-                    gpus=tuple(gpus),
-                )
-            )
+            if cluster is None:
+                handle = self.executor.start(what)
+            else:
+                executor, cpus, count = cluster
+                handle = executor.start(what, cpus=cpus, gpus=count)
         except (ExecutorError, OSError) as exc:  # an unwritable folder, a wrapper that died
             self.ledger.release(run.id)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -247,6 +375,7 @@ class ExperimentQueue:
             at=time.time(),
         )
         self._publish(run.id, "failed", summary=message)
+        self._sweep_progress(run.sweep_id)
 
     def _collect(self, run_id: str, state: AttemptState) -> None:
         self.ledger.release(run_id)
@@ -265,6 +394,7 @@ class ExperimentQueue:
                 at=now,
             )
             self._publish(run_id, "failed", summary="lost", log_tail=self.log_tail(run)[-2000:])
+            self._sweep_progress(run.sweep_id)
             return
         exit_code, signal = state.exit_code, state.signal
         if state.succeeded:
@@ -278,6 +408,7 @@ class ExperimentQueue:
                 at=now,
             )
             self._publish(run_id, "succeeded")
+            self._sweep_progress(run.sweep_id)
             return
         tail = self.log_tail(run)
         failure = classify(exit_code, signal, tail, timed_out=state.timed_out)
@@ -290,6 +421,7 @@ class ExperimentQueue:
         if fix is not None:
             params = {**run.params, **fix.changes}
             then = NextAttempt(params, self.command_for(run, params), fix.reason)
+            self._cluster_queued = None  # the retry is queued again, maybe for the cluster
         ask = (
             fix is None
             and retry is not None
@@ -314,6 +446,7 @@ class ExperimentQueue:
             self.advisor.consider(run, failure, tail)
         else:
             self._publish(run_id, "failed", summary=failure.summary, log_tail=tail[-2000:])
+            self._sweep_progress(run.sweep_id)
 
     def command_for(self, run: RunRow, params: dict[str, Any]) -> str:
         spec = self.records.sweep_spec(run.sweep_id) or {}
@@ -329,7 +462,7 @@ class ExperimentQueue:
                         run.id, f"{run.summary}; the daemon stopped before the LLM fixer answered"
                     )
             for run in self.records.runs(statuses=("starting", "running")):
-                handle = None if run.run_dir is None else self.executor.reattach(Path(run.run_dir))
+                handle = None if run.run_dir is None else self._reattach_one(Path(run.run_dir))
                 if handle is None:
                     # the wrapper never started: this attempt is launched again
                     self.records.requeue(run.id)
@@ -341,8 +474,35 @@ class ExperimentQueue:
                         run.id, pid=handle.pid, pgid=handle.pgid, start_time=handle.start_time
                     )
 
+    def _reattach_one(self, run_dir: Path) -> Handle | None:
+        if not (run_dir / RAY_RECORD).exists():
+            return self.executor.reattach(run_dir)
+        try:
+            return self._cluster_executor().reattach(run_dir)
+        except ExecutorError as exc:
+            log.warning("cannot reattach %s: %s", run_dir, exc)
+            return None
+
     def _publish(self, run_id: str, event: str, **extra: Any) -> None:
         self.events.publish({"type": "experiment", "event": event, "run": run_id, **extra})
+
+    def _sweep_progress(self, sweep_id: str) -> None:
+        """Announce a sweep of several runs once the last of them has ended."""
+        if self.records.sweep_pending(sweep_id):
+            return
+        counts = self.records.sweep_counts(sweep_id)
+        if sum(counts.values()) < 2:
+            return
+        spec = self.records.sweep_spec(sweep_id) or {}
+        self.events.publish(
+            {
+                "type": "experiment",
+                "event": "sweep_finished",
+                "sweep": sweep_id,
+                "name": str(spec.get("name") or sweep_id),
+                **{status: counts.get(status, 0) for status in sorted(_ENDED)},
+            }
+        )
 
 
 def default_slots() -> int:
@@ -359,16 +519,31 @@ def sharing_policy(config: ExperimentsConfig) -> SharingPolicy:
 
 
 def _lineage(attempts: Sequence[AttemptRow]) -> list[Change]:
-    """The fixes so far: each failed attempt, and what the next one changed."""
+    """The fixes so far: each failed attempt, and what the next one changed. A CUDA
+    out-of-memory followed by the same parameters is the fixer's move to a larger GPU (the
+    only fix for it that changes none)."""
     changes: list[Change] = []
     for failed, following in itertools.pairwise(attempts):
         if failed.failure not in _KINDS:
             continue
+        cause = FailureKind(failed.failure)
         changed = {k: v for k, v in following.params.items() if failed.params.get(k) != v}
+        moved = cause is FailureKind.CUDA_OOM and not changed
         changes.append(
-            Change(failed.attempt, FailureKind(failed.failure), changed, following.change or "")
+            Change(failed.attempt, cause, changed, following.change or "", move_gpu=moved)
         )
     return changes
+
+
+def _outgrown_mb(run: RunRow, attempts: Sequence[AttemptRow], gpus: Sequence[GpuInfo]) -> int:
+    """After a CUDA out-of-memory that the fixer answered by moving the run, the memory
+    (MiB) of the largest GPU that attempt had: the next one needs more. 0 otherwise."""
+    lineage = _lineage(attempts)
+    if not lineage or not lineage[-1].move_gpu or lineage[-1].attempt != run.attempt:
+        return 0
+    sizes = {gpu.uuid: gpu.memory_total_mb for gpu in gpus}
+    failed = [a for a in attempts if a.attempt == run.attempt]
+    return max((sizes.get(uuid, 0) for a in failed for uuid in a.gpus), default=0)
 
 
 def _retry_policy(spec: dict[str, Any]) -> RetryPolicy | None:

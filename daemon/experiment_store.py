@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,12 +191,40 @@ class ExperimentStore:
         )
         return [_run(tuple(r)) for r in rows]
 
-    def queued(self) -> list[RunRow]:
-        """Queued runs in the order they should start: priority, then first come."""
+    def queued(self) -> Iterator[RunRow]:
+        """Queued runs in the order they should start: priority, then first come (read as
+        the caller goes, so stopping early costs nothing for the runs behind)."""
         rows = self.store.reader().execute(
             f"{_RUN_SELECT} WHERE status='queued' ORDER BY priority DESC, submitted_at, idx"
         )
-        return [_run(tuple(r)) for r in rows]
+        return (_run(tuple(r)) for r in rows)
+
+    def queued_sweeps(self) -> list[str]:
+        """The sweeps that have queued runs."""
+        rows = self.store.reader().execute(
+            "SELECT DISTINCT sweep_id FROM runs WHERE status='queued'"
+        )
+        return [str(r[0]) for r in rows]
+
+    def sweep_pending(self, sweep_id: str) -> bool:
+        """Whether any run of the sweep has not ended (read through the queue's index)."""
+        row = (
+            self.store.reader()
+            .execute(
+                "SELECT 1 FROM runs WHERE status IN "
+                "('queued', 'starting', 'running', 'needs_approval') AND sweep_id=? LIMIT 1",
+                (sweep_id,),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def sweep_counts(self, sweep_id: str) -> dict[str, int]:
+        """How many of the sweep's runs are in each status."""
+        rows = self.store.reader().execute(
+            "SELECT status, count(*) FROM runs WHERE sweep_id=? GROUP BY status", (sweep_id,)
+        )
+        return {str(status): int(count) for status, count in rows}
 
     def run(self, run_id: str) -> RunRow | None:
         row = self.store.reader().execute(f"{_RUN_SELECT} WHERE id=?", (run_id,)).fetchone()

@@ -17,6 +17,7 @@ from labmind.trainers.executor import Executor
 from labmind.trainers.gpu_ledger import SharingPolicy
 from labmind.trainers.gpus import GpuInventory, NvmlInventory
 from labmind.trainers.local_executor import LocalExecutor
+from labmind.trainers.ray_executor import RayExecutor
 from labmind.trainers.run_dir import METRICS_FILE, read_log, read_metrics
 from labmind.trainers.spec import Spec, SpecError, load_spec
 from labmind.trainers.sweep import expand
@@ -77,6 +78,8 @@ class ExperimentService:
             sharing=sharing if sharing is not None else SharingPolicy(),
             paused=store.get_meta(PAUSED_KEY) == "1",
             advisor=self.advisor,
+            cluster=lambda: RayExecutor(self.config.ray_address),
+            default_executor=self.config.executor,
         )
 
     def start(self) -> None:
@@ -253,4 +256,5 @@ def _spec_record(spec: Spec) -> dict[str, Any]:
         "timeout_s": spec.timeout_s,
         "retry": spec.retry.model_dump(),
         "resources": spec.resources.model_dump(),
+        "executor": spec.executor,
     }

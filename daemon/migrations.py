@@ -216,4 +216,85 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, attempt)
     ) WITHOUT ROWID;
     """,
+    # 5: outliers: how far each attempt's outliers.jsonl and spikes.jsonl have been read
+    # (so nothing is announced twice), its flagged samples (latest score, every reason
+    # given) and its loss spikes
+    """
+    CREATE TABLE outlier_files (
+        run_dir TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        outliers_offset INTEGER NOT NULL DEFAULT 0,
+        spikes_offset INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outlier_samples (
+        run_dir TEXT NOT NULL REFERENCES outlier_files(run_dir) ON DELETE CASCADE,
+        sample INTEGER NOT NULL,
+        score REAL,
+        reasons TEXT NOT NULL,
+        label INTEGER,
+        predicted INTEGER,
+        step INTEGER NOT NULL,
+        epoch INTEGER,
+        time REAL NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (run_dir, sample)
+    ) WITHOUT ROWID;
+    CREATE INDEX outlier_samples_score ON outlier_samples(run_dir, score);
+    CREATE TABLE outlier_spikes (
+        run_dir TEXT NOT NULL REFERENCES outlier_files(run_dir) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        time REAL NOT NULL,
+        loss REAL,
+        baseline REAL,
+        z REAL,
+        samples TEXT NOT NULL,
+        PRIMARY KEY (run_dir, step)
+    ) WITHOUT ROWID;
+    """,
+    # 6: lessons: libraries that caused trouble and what replaced them. `lesson_episodes`
+    # holds what mining found in each source (a conversation, a failed run), `lesson_sources`
+    # the version of each source mined (so a re-import mines only what changed), `lessons`
+    # the user's side (status, edited resolution, note), and `lesson_warnings` the
+    # (file, lesson) pairs already warned about
+    """
+    CREATE TABLE lessons (
+        id TEXT PRIMARY KEY,
+        library TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL DEFAULT 'active',
+        resolution TEXT,
+        note TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE lesson_sources (
+        source TEXT PRIMARY KEY,
+        version REAL,
+        mined_at REAL NOT NULL
+    );
+    CREATE TABLE lesson_episodes (
+        source TEXT NOT NULL REFERENCES lesson_sources(source) ON DELETE CASCADE,
+        library TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        symptom TEXT NOT NULL,
+        resolution TEXT,
+        resolution_kind TEXT,
+        replacement TEXT,
+        confidence REAL NOT NULL,
+        seen REAL,
+        context TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (source, library)
+    ) WITHOUT ROWID;
+    CREATE INDEX lesson_episodes_library ON lesson_episodes(library);
+    CREATE TABLE lesson_warnings (
+        path TEXT NOT NULL,
+        lesson_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (path, lesson_id)
+    ) WITHOUT ROWID;
+    """,
+    # 7: the queue's order as an index, so the next queued run is read without a sort.
+    """
+    DROP INDEX runs_queue;
+    CREATE INDEX runs_queue ON runs(status, priority DESC, submitted_at, idx);
+    """,
 )

@@ -32,9 +32,15 @@ GET         /exp/runs/{id}/log  ?offset=              LogChunk
 POST        /exp/runs/{id}/cancel                     RunInfo
 POST        /exp/runs/{id}/retry                      RunInfo
 POST        /exp/runs/{id}/approve                    RunInfo
+GET         /exp/runs/{id}/outliers ?limit=&reason=   RunOutliers
 POST        /exp/pause                                Ack
 POST        /exp/resume                               Ack
 POST        /config/reload                            Ack
+GET         /config                                   ConfigView
+POST        /config             ConfigSetRequest      ConfigView
+GET         /lessons            ?all=                 list[LessonInfo]
+PATCH       /lessons/{id}       LessonUpdate          LessonInfo (id or unique prefix)
+POST        /suggest            SuggestRequest        Suggestion
 GET         /events                                   server-sent events (Event)
 ==========  ==================  ====================  ==========================
 
@@ -164,6 +170,20 @@ class Event(BaseModel):
     seq: int = 0
     time: float = 0.0
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigView(BaseModel):
+    """The whole configuration, defaults included, and the file it lives in."""
+
+    file: str
+    values: dict[str, Any]
+
+
+class ConfigSetRequest(BaseModel):
+    key: str
+    """Dotted: ``index.debounce_ms``."""
+    value: str
+    """As typed after ``labmind config set KEY``: ``300``, ``true``, ``["*.bak"]``."""
 
 
 class ImportRequest(BaseModel):
@@ -383,3 +403,114 @@ class LogChunk(BaseModel):
     text: str
     offset: int
     finished: bool
+
+
+OutlierReason = Literal["label_error", "corrupted_input", "spike", "forgotten"]
+
+
+class FlaggedSample(BaseModel):
+    """A sample a run's ``SampleTracker`` flagged: its latest report, with every reason given."""
+
+    sample: int
+    """The sample's index in the training set (what ``IndexedDataset`` hands out)."""
+    score: float | None
+    """Suspicion, higher is worse; none when it was not a finite number (a NaN loss)."""
+    reasons: list[str]
+    """label_error, corrupted_input, spike, forgotten."""
+    label: int | None
+    predicted: int | None
+    step: int
+    epoch: int | None
+    time: float
+    detail: dict[str, float | None]
+    """The signals behind the score, by name."""
+
+
+class LossSpike(BaseModel):
+    step: int
+    time: float
+    loss: float | None
+    baseline: float | None
+    z: float | None
+    samples: list[int]
+    """The samples of the batch that drove the spike, most to blame first."""
+
+
+class RunOutliers(BaseModel):
+    """What the tracker of a run's latest attempt reported (outliers.jsonl, spikes.jsonl)."""
+
+    run: str
+    attempt: int
+    run_dir: str | None
+    flagged: int
+    """Samples flagged in all (before ``limit`` and ``reason``)."""
+    reasons: dict[str, int]
+    """Flagged samples per reason."""
+    samples: list[FlaggedSample]
+    """Highest score first (non-finite scores before all)."""
+    spike_count: int
+    spikes: list[LossSpike]
+    """The latest spikes, in step order."""
+
+
+LessonStatus = Literal["active", "dismissed", "edited"]
+
+
+class LessonInfo(BaseModel):
+    """A library that caused trouble, and what replaced it (mined from chats and failed runs)."""
+
+    id: str
+    library: str
+    """The normalised (pip) name of the library that failed."""
+    symptom: str
+    """The error signature: ``ModuleNotFoundError: No module named 'cv2'``, "won't install", …"""
+    resolution: str | None
+    """What worked instead: ``use scikit-image``, ``pin numpy==1.26.4``, a workaround; or none."""
+    replacement: str | None = None
+    """The normalised name of the library that replaced it, when there is one."""
+    evidence: list[str]
+    """Where it was seen: ``chat:<conversation id>#<message id>`` and ``run:<run id>``."""
+    first_seen: float | None
+    last_seen: float | None
+    count: int
+    """How many episodes (conversations and failed runs) back it."""
+    confidence: float
+    status: LessonStatus
+    note: str | None = None
+    """The user's own note."""
+
+
+class LessonUpdate(BaseModel):
+    status: LessonStatus | None = None
+    resolution: str | None = None
+    note: str | None = None
+
+
+class SuggestRequest(BaseModel):
+    task: str
+    limit: int = Field(default=5, ge=1, le=50)
+
+
+class SuggestedCode(BaseModel):
+    path: str
+    lines: str
+    """``start-end``."""
+    excerpt: str
+
+
+class SuggestedChat(BaseModel):
+    conversation_id: str
+    title: str
+    excerpt: str
+    updated: float | None = None
+
+
+class Suggestion(BaseModel):
+    """What to tell a chat assistant before it starts on ``task``."""
+
+    task: str
+    preamble: str
+    """Paste-ready text: the lessons, the user's relevant code and related chats."""
+    lessons: list[LessonInfo]
+    code: list[SuggestedCode]
+    chats: list[SuggestedChat]

@@ -17,16 +17,22 @@ from .protocol import (
     BackupStatus,
     ChatDetail,
     ChatSummary,
+    ConfigSetRequest,
+    ConfigView,
     ImportRequest,
     ImportStatus,
     IndexJob,
     IndexProgress,
     IndexRequest,
+    LessonInfo,
+    LessonUpdate,
     LogChunk,
+    OutlierReason,
     RestoreRequest,
     RestoreResult,
     RunDetail,
     RunInfo,
+    RunOutliers,
     SearchRequest,
     SearchResponse,
     SkippedFile,
@@ -34,6 +40,8 @@ from .protocol import (
     StatusInfo,
     SubmitRequest,
     SubmitResult,
+    Suggestion,
+    SuggestRequest,
     WatchRequest,
     WatchRoot,
     WhyResponse,
@@ -66,6 +74,8 @@ class Backend(Protocol):
     def search(self, req: SearchRequest) -> SearchResponse: ...
     def skipped(self, root: str | None) -> list[SkippedFile]: ...
     def reload_config(self) -> None: ...
+    def config_view(self) -> ConfigView: ...
+    def config_set(self, key: str, value: str) -> ConfigView: ...
     def import_chats(self, path: str) -> ImportStatus: ...
     def import_status(self, job_id: int) -> ImportStatus: ...
     def chats_list(self, limit: int, offset: int) -> list[ChatSummary]: ...
@@ -82,6 +92,10 @@ class Backend(Protocol):
     def exp_log(self, run_id: str, offset: int) -> LogChunk: ...
     def exp_action(self, run_id: str, action: str) -> RunInfo: ...
     def exp_pause(self, paused: bool) -> None: ...
+    def exp_outliers(self, run_id: str, limit: int | None, reason: str | None) -> RunOutliers: ...
+    def lessons_list(self, include_dismissed: bool) -> list[LessonInfo]: ...
+    def lesson_update(self, lesson_id: str, req: LessonUpdate) -> LessonInfo: ...
+    def suggest(self, req: SuggestRequest) -> Suggestion: ...
 
 
 def create_api(backend: Backend) -> FastAPI:
@@ -139,6 +153,14 @@ def create_api(backend: Backend) -> FastAPI:
     def reload_config() -> Ack:
         backend.reload_config()
         return Ack(message="configuration reloaded")
+
+    @api.get("/config")
+    def config_view() -> ConfigView:
+        return backend.config_view()
+
+    @api.post("/config")
+    def config_set(req: ConfigSetRequest) -> ConfigView:
+        return backend.config_set(req.key, req.value)
 
     @api.post("/chats/import")
     def import_chats(req: ImportRequest) -> ImportStatus:
@@ -208,6 +230,14 @@ def create_api(backend: Backend) -> FastAPI:
             raise ApiError(400, "offset must be ≥ 0")
         return backend.exp_log(run_id, offset)
 
+    @api.get("/exp/runs/{run_id}/outliers")
+    def exp_outliers(
+        run_id: str, limit: int | None = None, reason: OutlierReason | None = None
+    ) -> RunOutliers:
+        if limit is not None and not 1 <= limit <= 1_000_000:
+            raise ApiError(400, "limit must be 1…1000000")
+        return backend.exp_outliers(run_id, limit, reason)
+
     @api.post("/exp/runs/{run_id}/{action}")
     def exp_action(run_id: str, action: str) -> RunInfo:
         if action not in ("cancel", "retry", "approve"):
@@ -223,6 +253,20 @@ def create_api(backend: Backend) -> FastAPI:
     def exp_resume() -> Ack:
         backend.exp_pause(False)
         return Ack(message="the experiment queue is running")
+
+    @api.get("/lessons")
+    def lessons(all: bool = False) -> list[LessonInfo]:
+        return backend.lessons_list(all)
+
+    @api.patch("/lessons/{lesson_id}")
+    def lesson_update(lesson_id: str, req: LessonUpdate) -> LessonInfo:
+        return backend.lesson_update(lesson_id, req)
+
+    @api.post("/suggest")
+    def suggest(req: SuggestRequest) -> Suggestion:
+        if not req.task.strip():
+            raise ApiError(400, 'describe the task, e.g. `labmind suggest "resize images"`')
+        return backend.suggest(req)
 
     @api.get("/events")
     async def events() -> StreamingResponse:

@@ -43,6 +43,11 @@ def test_gui_talks_to_the_daemon_only_through_client_and_protocol() -> None:
     assert bad == []
 
 
+FRAMEWORK_INTEGRATIONS = {"lightning.py": {"lightning"}, "huggingface.py": {"transformers"}}
+"""Modules of trainers/track that adapt the tracker to one training framework may import that
+framework: only a training script that uses the framework imports them."""
+
+
 def test_training_client_imports_only_stdlib_numpy_torch() -> None:
     track = ROOT / "trainers" / "track"
     if not track.exists():
@@ -53,9 +58,25 @@ def test_training_client_imports_only_stdlib_numpy_torch() -> None:
     bad = [
         f"{p.relative_to(ROOT)}: {m}"
         for p, m in imports("trainers/track")
-        if m.split(".")[0] not in allowed and m.split(".")[0] not in sys.stdlib_module_names
+        if m.split(".")[0] not in allowed | FRAMEWORK_INTEGRATIONS.get(p.name, set())
+        and m.split(".")[0] not in sys.stdlib_module_names
     ]
     assert bad == []
+
+
+def test_importing_the_training_client_loads_no_framework() -> None:
+    import subprocess
+    import sys
+
+    frameworks = sorted(set().union(*FRAMEWORK_INTEGRATIONS.values()))
+    probe = (
+        "import sys, labmind.trainers.track as track; track.SampleTracker; track.IndexedDataset; "
+        f"print(sorted(m for m in {frameworks!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_daemon_process_never_imports_torch() -> None:

@@ -8,7 +8,7 @@ rebuilds a handle from the run folder alone, so the run folder is the record
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -81,6 +81,8 @@ class Handle:
     pgid: int | None
     start_time: int
     run_dir: Path
+    job: str | None = None
+    """The Ray Jobs submission id for attempts run on a Ray cluster (``pid`` is 0 there)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,17 @@ class Executor(Protocol):
     """Starts, watches and stops attempts; the run folder is the record."""
 
     def start(self, attempt: AttemptSpec) -> Handle:
-        """Start the attempt; returns once it runs (or has already ended). Raises
-        :class:`ExecutorError` when it cannot be started."""
+        """Start the attempt; returns once its supervisor exists (the command may still be
+        starting: ``poll`` tells). Raises :class:`ExecutorError` when it cannot be started."""
+        ...
+
+    def watch(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (from any thread) when an attempt started or reattached from now on
+        may have ended. ``False``: this executor cannot tell, and its attempts must be polled."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (helper processes, threads); the runs go on."""
         ...
 
     def poll(self, handle: Handle) -> AttemptState: ...
@@ -130,4 +141,27 @@ class Executor(Protocol):
 
     def log_tail(self, run_dir: Path, max_bytes: int = 16384) -> str:
         """The end of the attempt's output, for failure classification and notifications."""
+        ...
+
+
+class ClusterExecutor(Executor, Protocol):
+    """An executor for a cluster that places runs itself (Ray): labmind asks it whether a
+    run fits before it submits one, so the queue, not the cluster, holds what waits."""
+
+    def start(
+        self, attempt: AttemptSpec, *, cpus: float | None = None, gpus: int | None = None
+    ) -> Handle:
+        """Submit the attempt asking for ``cpus`` and ``gpus`` (the cluster picks which)."""
+        ...
+
+    def fits(self, cpus: float, gpus: int) -> bool:
+        """Whether a run asking for this much would find it free now."""
+        ...
+
+    def never_fits(self, cpus: float, gpus: int) -> str | None:
+        """Why a run asking for this much can never run there (one line), or ``None``."""
+        ...
+
+    def available(self) -> bool:
+        """Whether the cluster answers."""
         ...

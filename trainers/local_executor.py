@@ -1,18 +1,23 @@
-"""Runs attempts on this machine, each under its own wrapper process (POSIX).
+"""Runs attempts on this machine under a supervisor that outlives the daemon (POSIX).
 
-``start`` writes ``command.json`` and starts ``python -m labmind.trainers.wrapper RUN_DIR`` in
-a new session, with stdin from /dev/null and the wrapper's own output in ``wrapper.log``; no
-pipe ties the wrapper to this process, so the run outlives it. The executor holds
-``wrapper.lock`` while it starts the wrapper and hands the locked fd over, so from the first
-instant a living wrapper can be told from a dead one, even before ``start.json`` exists.
+``start`` writes ``command.json`` and hands the attempt to the run supervisor
+(:mod:`labmind.trainers.supervisor`), one process in a session of its own that supervises
+all the attempts this executor starts; when none can be reached, the attempt gets a wrapper
+process of its own (``python -m labmind.trainers.wrapper RUN_DIR``). No pipe ties either to
+this process, so runs outlive it. The executor locks ``wrapper.lock`` and hands the locked fd
+over: from the first instant to the writing of ``exit.json`` a living attempt can be told
+from a dead one by that lock alone, whichever process supervises it.
 
-``poll`` believes ``exit.json`` first, then asks whether the wrapper (pid *and* start time, so
-a reused pid does not count) is alive; neither means the attempt is lost.
+``poll`` believes ``exit.json`` first, then the lock; neither means the attempt is lost.
+``cancel`` leaves ``cancel.request`` in the folder and stops the command's process group.
+``watch`` wakes the caller when an attempt ends (the supervisor says so; for attempts of an
+earlier supervisor or a wrapper, the end of the process does, through a pidfd).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -20,17 +25,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import run_dir as rd
 from .executor import AttemptSpec, AttemptState, ExecutorError, Handle
+from .process_exits import ProcessExits
+from .supervisor import Supervisor, SupervisorGone
 
 WRAPPER_MODULE = "labmind.trainers.wrapper"
 _AFTER_KILL_S = 5.0
 
 
 class LocalExecutor:
-    """The default :class:`~labmind.trainers.executor.Executor`: local processes."""
+    """The default :class:`~labmind.trainers.executor.Executor`: local processes.
+
+    ``supervisor=False`` starts a wrapper process per attempt (``wrapper_module``) instead
+    of handing attempts to the run supervisor."""
 
     def __init__(
         self,
@@ -38,12 +49,17 @@ class LocalExecutor:
         python: str = sys.executable,
         wrapper_module: str = WRAPPER_MODULE,
         start_timeout_s: float = 30.0,
+        supervisor: bool = True,
     ) -> None:
         self.python = python
         self.wrapper_module = wrapper_module
         self.start_timeout_s = start_timeout_s
         self._wrappers: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._wake: Callable[[], None] | None = None
+        self._exits: ProcessExits | None = None
+        self._watched: set[tuple[int, int]] = set()
+        self._supervisor = Supervisor(python, on_end=self._ended) if supervisor else None
 
     # --- start ---------------------------------------------------------------------------
 
@@ -83,18 +99,26 @@ class LocalExecutor:
                     f"cannot write in the run folder {run_dir}: {_why(exc)}"
                 ) from None
             with log:
-                proc = self._spawn_wrapper(run_dir, lock_fd, log.fileno())
+                handle = self._hand_over(run_dir, lock_fd, log.fileno())
         finally:
-            os.close(lock_fd)  # the wrapper holds the lock through its inherited copy
-        with self._lock:
-            self._wrappers[proc.pid] = proc
-        start = self._wait_for_start(proc, run_dir, name)
-        return Handle(pid=start.pid, pgid=start.pgid, start_time=start.start_time, run_dir=run_dir)
+            os.close(lock_fd)  # the supervisor holds the lock through its own copy
+        self._watch_process(handle.pid, handle.start_time)
+        return handle
 
-    def _spawn_wrapper(self, run_dir: Path, lock_fd: int, log_fd: int) -> subprocess.Popen[bytes]:
+    def _hand_over(self, run_dir: Path, lock_fd: int, log_fd: int) -> Handle:
+        """To the run supervisor when there is one, else to a wrapper of its own."""
+        if self._supervisor is not None:
+            try:
+                start = self._supervisor.start(run_dir, lock_fd, log_fd)
+            except SupervisorGone:
+                pass  # nothing was started: start a wrapper instead
+            except OSError as exc:
+                raise ExecutorError(f"cannot start {run_dir}: {_why(exc)}") from None
+            else:
+                return Handle(start.pid, start.pgid, start.start_time, run_dir)
         argv = [self.python, "-P", "-m", self.wrapper_module, str(run_dir)]
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [*argv, "--lock-fd", str(lock_fd)],
                 cwd=run_dir,
                 stdin=subprocess.DEVNULL,
@@ -108,51 +132,23 @@ class LocalExecutor:
             raise ExecutorError(
                 f"cannot start the run wrapper {self.python}: {_why(exc)}"
             ) from None
-
-    def _wait_for_start(
-        self, proc: subprocess.Popen[bytes], run_dir: Path, name: str
-    ) -> rd.StartRecord:
-        deadline = time.monotonic() + self.start_timeout_s
-        pause = 0.001
-        while True:
-            start = rd.read_start(run_dir)
-            if start is not None:
-                return start
-            if proc.poll() is not None:
-                start = rd.read_start(run_dir)
-                if start is not None:
-                    return start
-                tail = rd.read_log_tail(run_dir / rd.WRAPPER_LOG, 4096)
-                last = tail.strip().splitlines()[-1:] or ["no output"]
-                raise ExecutorError(
-                    f"the wrapper of {name} exited with status {proc.returncode} before "
-                    f"starting the command: {last[0]}",
-                    log_tail=tail,
-                )
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise ExecutorError(
-                    f"the wrapper of {name} did not start the command within "
-                    f"{self.start_timeout_s:g} s (see {run_dir / rd.WRAPPER_LOG})"
-                )
-            # Wakes at once if the wrapper dies; otherwise look again for start.json.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=pause)
-            pause = min(pause * 2, 0.02)
+        with self._lock:
+            self._wrappers[proc.pid] = proc
+        # Not reaped before this read: a wrapper that already ended is still there (a zombie).
+        start_time = rd.process_start_time(proc.pid, zombies=True) or 0
+        return Handle(pid=proc.pid, pgid=None, start_time=start_time, run_dir=run_dir)
 
     # --- watch ---------------------------------------------------------------------------
 
     def poll(self, handle: Handle) -> AttemptState:
-        self._reap(handle.pid)
+        self._reap()
         ended = rd.read_exit(handle.run_dir)
-        if ended is None and rd.process_alive(handle.pid, handle.start_time):
+        if ended is None and rd.wrapper_lock_held(handle.run_dir):
             return AttemptState("running")
-        # The wrapper may have written exit.json just before it was found gone.
+        # The supervisor may have written exit.json just before it let go of the lock.
         ended = ended or rd.read_exit(handle.run_dir)
         if ended is None:
-            return AttemptState("lost")
+            return AttemptState("lost", error=_wrapper_error(handle.run_dir))
         return AttemptState(
             "exited",
             exit_code=ended.exit_code,
@@ -167,7 +163,7 @@ class LocalExecutor:
         run_dir = run_dir.absolute()
         start = rd.read_start(run_dir)
         if start is None and rd.wrapper_lock_held(run_dir):
-            # A wrapper is alive but has not written start.json yet: give it time to.
+            # A supervisor has the attempt but has not written start.json yet: give it time.
             deadline = time.monotonic() + self.start_timeout_s
             while start is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -177,7 +173,47 @@ class LocalExecutor:
                     break
         if start is None:
             return None
+        self._watch_process(start.pid, start.start_time)
+        if start.child_pid is not None and start.child_start_time is not None:
+            # An earlier supervisor does not tell us when the attempt ends; its command does.
+            self._watch_process(start.child_pid, start.child_start_time)
         return Handle(pid=start.pid, pgid=start.pgid, start_time=start.start_time, run_dir=run_dir)
+
+    def watch(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` when an attempt started or reattached from now on ends; ``False``
+        where the platform cannot tell, and attempts must be polled."""
+        if not ProcessExits.supported():
+            return False
+        with self._lock:
+            self._wake = wake
+            if self._exits is None:
+                self._exits = ProcessExits(wake)
+        return True
+
+    def _ended(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    def _watch_process(self, pid: int, start_time: int) -> None:
+        """Wake when this process ends (a wrapper, a command, or a supervisor, which takes
+        its attempts with it)."""
+        with self._lock:
+            exits = self._exits
+            if exits is None or (pid, start_time) in self._watched:
+                return
+            self._watched.add((pid, start_time))
+        exits.add(pid, start_time)
+
+    def close(self) -> None:
+        """Let go of the supervisor and the exit watch; the runs go on."""
+        if self._supervisor is not None:
+            self._supervisor.close()
+        with self._lock:
+            exits, self._exits = self._exits, None
+            self._watched.clear()
+        if exits is not None:
+            exits.close()
 
     def log_tail(self, run_dir: Path, max_bytes: int = 16384) -> str:
         tail = rd.read_log_tail(run_dir / rd.OUTPUT_LOG, max_bytes)
@@ -186,32 +222,52 @@ class LocalExecutor:
     # --- stop ----------------------------------------------------------------------------
 
     def cancel(self, handle: Handle, grace_s: float = 10.0) -> None:
-        """SIGTERM to the wrapper, which passes it to the command's group (or straight to the
-        group when the wrapper is gone), SIGKILL to the group after ``grace_s``. The wrapper
-        also escalates by itself after the attempt's ``kill_grace_s``. Blocks until the attempt
-        is over, at most ``grace_s`` and a few seconds: call it from a thread in async code."""
+        """Leave ``cancel.request`` for the supervisor, SIGTERM to the command's process
+        group, SIGKILL after ``grace_s``. The supervisor also escalates by itself after the
+        attempt's ``kill_grace_s``. Blocks until the attempt is over, at most ``grace_s`` and
+        a few seconds: call it from a thread in async code."""
         if rd.read_exit(handle.run_dir) is not None:
             return
-        if rd.process_alive(handle.pid, handle.start_time):
+        handle = self._started(handle)
+        with contextlib.suppress(OSError):
+            (handle.run_dir / rd.CANCEL_FILE).touch()
+        if handle.pgid is not None:
+            _killpg(handle.pgid, signal.SIGTERM)
+        elif rd.process_alive(handle.pid, handle.start_time) and handle.pid in self._wrappers:
+            # A wrapper of ours that has not started the command: it passes the signal on.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(handle.pid, signal.SIGTERM)
-        elif handle.pgid is not None:
-            _killpg(handle.pgid, signal.SIGTERM)
         if self._wait_over(handle, time.monotonic() + grace_s):
             return
         if handle.pgid is not None:
             _killpg(handle.pgid, signal.SIGKILL)
         self._wait_over(handle, time.monotonic() + _AFTER_KILL_S)
 
+    def _started(self, handle: Handle) -> Handle:
+        """``handle`` with the command's process group, once ``start.json`` names it; a
+        supervisor still starting the attempt is given the time to."""
+        deadline = time.monotonic() + self.start_timeout_s
+        pause = 0.001
+        while handle.pgid is None:
+            start = rd.read_start(handle.run_dir)
+            if start is not None:
+                return dataclasses.replace(handle, pgid=start.pgid)
+            if not rd.wrapper_lock_held(handle.run_dir) or time.monotonic() >= deadline:
+                return handle
+            self._reap()
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        return handle
+
     def _wait_over(self, handle: Handle, deadline: float) -> bool:
-        """Wait until the attempt is over: exit.json, or no wrapper and no command group."""
+        """Wait until the attempt is over: exit.json, or no lock and no command group."""
         pause = 0.001
         while True:
-            self._reap(handle.pid)
+            self._reap()
             if rd.read_exit(handle.run_dir) is not None:
                 return True
-            wrapper = rd.process_alive(handle.pid, handle.start_time)
-            if not wrapper and (handle.pgid is None or not rd.process_group_alive(handle.pgid)):
+            held = rd.wrapper_lock_held(handle.run_dir)
+            if not held and (handle.pgid is None or not rd.process_group_alive(handle.pgid)):
                 return True
             now = time.monotonic()
             if now >= deadline:
@@ -219,16 +275,25 @@ class LocalExecutor:
             time.sleep(min(pause, deadline - now))
             pause = min(pause * 2, 0.02)
 
-    def _reap(self, pid: int) -> None:
+    def _reap(self) -> None:
+        """Collect the wrappers of ours that have ended."""
         with self._lock:
-            proc = self._wrappers.get(pid)
-            if proc is not None and proc.poll() is not None:
-                del self._wrappers[pid]
+            for pid, proc in list(self._wrappers.items()):
+                if proc.poll() is not None:
+                    del self._wrappers[pid]
 
 
 def _killpg(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _wrapper_error(run_dir: Path) -> str | None:
+    """Why an attempt ended without ``exit.json``, from the last line its supervisor wrote."""
+    lines = rd.read_log_tail(run_dir / rd.WRAPPER_LOG, 4096).strip().splitlines()
+    if not lines:
+        return None
+    return f"the run's supervisor ended without an exit status: {lines[-1]}"
 
 
 def _why(exc: OSError) -> str:

@@ -3,16 +3,20 @@
 An attempt lives in ``<runs>/<run_id>/<attempt>/``::
 
     command.json   what to run: argv, cwd, env overrides, timeout (written by the executor)
-    wrapper.lock   flock'ed by the wrapper for as long as it lives
-    wrapper.log    the wrapper's own stdout and stderr (empty unless something went wrong)
+    wrapper.lock   flock'ed by the attempt's supervisor until exit.json is written
+    wrapper.log    the supervisor's messages about the attempt (empty unless something failed)
+    cancel.request written by the executor before it stops the command (the end is a cancel)
     output.log     the command's stdout and stderr, combined, written straight by the command
-    start.json     pid, start time and process group, written by the wrapper once the command runs
-    exit.json      exit code or signal, written by the wrapper when the command is over
+    start.json     the supervisor's pid and start time, the command's process group, written
+                   once the command runs
+    exit.json      exit code or signal, written by the supervisor when the command is over
     metrics.jsonl  what the training script logged with ``labmind.trainers.track.log``
+    outliers.jsonl samples the training script's ``SampleTracker`` flagged (see outliers_file.py)
+    spikes.jsonl   loss spikes that tracker detected
 
-JSON records are written atomically (temp file in the same folder, fsync, rename); a reader
-treats a missing, half-written or malformed record as not there. This module is imported by
-the wrapper, so it uses the standard library only.
+JSON records are written atomically (temp file in the same folder, rename); a reader treats
+a missing, half-written or malformed record as not there. This module is imported by the
+wrapper, so it uses the standard library only.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ EXIT_FILE = "exit.json"
 OUTPUT_LOG = "output.log"
 WRAPPER_LOG = "wrapper.log"
 WRAPPER_LOCK = "wrapper.lock"
+CANCEL_FILE = "cancel.request"
 METRICS_FILE = "metrics.jsonl"
 
 RUN_DIR_ENV = "LABMIND_RUN_DIR"
@@ -99,11 +104,12 @@ class CommandRecord:
 
 @dataclass(frozen=True)
 class StartRecord:
-    """``start.json``: who supervises the command, written by the wrapper.
+    """``start.json``: who supervises the command, written by its supervisor.
 
-    ``pid``/``start_time`` are the wrapper's (alive ⇔ exit.json will be written);
-    ``pgid`` is the command's own process group (``None`` when the command could not start).
-    ``start_time`` is a process start time from :func:`process_start_time`.
+    ``pid``/``start_time`` are the supervisor's (a process that may supervise other attempts
+    too; this attempt is alive while its ``wrapper.lock`` is held); ``pgid`` is the command's
+    own process group (``None`` when the command could not start). ``start_time`` is a
+    process start time from :func:`process_start_time`.
     """
 
     pid: int
@@ -196,34 +202,22 @@ def _is_number(value: object) -> bool:
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file, or all of the new one."""
+    """Write ``data`` to ``path`` so that a reader sees the old file, or all of the new one.
+
+    No fsync: these records describe processes of this machine, which a power cut ends as
+    well, and the daemon copies what matters into its store as soon as a record appears; a
+    record lost with the page cache reads as missing, which is what it then is.
+    """
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (best effort where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -259,8 +253,9 @@ def read_exit(run_dir: Path) -> ExitRecord | None:
 _PROC = Path("/proc")
 
 
-def process_start_time(pid: int) -> int | None:
-    """When ``pid`` started, as an opaque integer; ``None`` if it is gone or a zombie.
+def process_start_time(pid: int, *, zombies: bool = False) -> int | None:
+    """When ``pid`` started, as an opaque integer; ``None`` if it is gone or (unless
+    ``zombies``) a zombie.
 
     Linux: field 22 of ``/proc/<pid>/stat`` (clock ticks since boot). Elsewhere: ``ps``'s
     elapsed-time based start, in seconds since the epoch. Together with the pid it names one
@@ -275,13 +270,13 @@ def process_start_time(pid: int) -> int | None:
             return None
         # The command name (field 2) is in parentheses and may hold spaces or parentheses.
         fields = raw[raw.rfind(b")") + 2 :].split()
-        if len(fields) < 20 or fields[0] in {b"Z", b"X"}:
+        if len(fields) < 20 or (fields[0] in {b"Z", b"X"} and not zombies):
             return None
         return int(fields[19])
-    return _ps_start_time(pid)
+    return _ps_start_time(pid, zombies=zombies)
 
 
-def _ps_start_time(pid: int) -> int | None:
+def _ps_start_time(pid: int, *, zombies: bool) -> int | None:
     try:
         out = subprocess.run(
             ["ps", "-o", "stat=,etime=", "-p", str(pid)],
@@ -292,7 +287,7 @@ def _ps_start_time(pid: int) -> int | None:
         ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
-    if len(out) != 2 or out[0].startswith("Z"):
+    if len(out) != 2 or (out[0].startswith("Z") and not zombies):
         return None
     days, _, clock = out[1].rpartition("-")
     seconds = 0
@@ -396,10 +391,23 @@ def read_metrics(
 ) -> tuple[list[MetricRecord], int]:
     """Complete lines of ``metrics.jsonl`` from ``offset`` on, and the offset to read from next.
 
+    Read with :func:`read_json_lines`; lines without an integer ``step`` are skipped.
+    ``"nan"``, ``"inf"`` and ``"-inf"`` come back as floats.
+    """
+    objects, offset = read_json_lines(path, offset, max_bytes=max_bytes)
+    return [r for data in objects if (r := _metric(data)) is not None], offset
+
+
+def read_json_lines(
+    path: Path, offset: int = 0, *, max_bytes: int = 16 * 1024 * 1024
+) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects on complete lines of ``path`` from ``offset`` on, and the offset to
+    read from next.
+
     Made for following a file that is being appended to: a partial last line is left for the
-    next call. Malformed lines are skipped. ``"nan"``, ``"inf"`` and ``"-inf"`` come back as
-    floats. A file shorter than ``offset`` was replaced, so it is read from the start. At most
-    ``max_bytes`` are read per call; call again while the offset moves.
+    next call. Lines that are not a JSON object are skipped. A file shorter than ``offset``
+    was replaced, so it is read from the start. At most ``max_bytes`` are read per call; call
+    again while the offset moves.
     """
     try:
         with path.open("rb") as handle:
@@ -415,16 +423,20 @@ def read_metrics(
         # A single line longer than max_bytes can never be completed within it: skip it.
         skip = len(data) if len(data) >= max_bytes else 0
         return [], offset + skip
-    records = [r for line in data[:end].split(b"\n") if (r := _metric(line)) is not None]
-    return records, offset + end + 1
+    objects = [o for line in data[:end].split(b"\n") if (o := _json_object(line)) is not None]
+    return objects, offset + end + 1
 
 
-def _metric(line: bytes) -> MetricRecord | None:
+def _json_object(line: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(data, dict) or not _is_int(data.get("step")):
+    return data if isinstance(data, dict) else None
+
+
+def _metric(data: dict[str, Any]) -> MetricRecord | None:
+    if not _is_int(data.get("step")):
         return None
     record: MetricRecord = {}
     for key, value in data.items():

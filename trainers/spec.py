@@ -30,6 +30,7 @@ Keys (see DESIGN.md, "Experiments")::
     priority: 0
     depends_on: [other-sweep]
     timeout_s: null
+    executor: ray                      # default: the daemon's experiments.executor
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ class _SpecFile(_Strict):
     priority: int = 0
     depends_on: list[Name] = Field(default_factory=list)
     timeout_s: float | None = Field(default=None, gt=0)
+    executor: Literal["local", "ray"] | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class Spec:
     placeholders: tuple[str, ...] = ()
     text: str = field(default="", repr=False)
     """The spec file as it was read, so a run can record exactly what was submitted."""
+    executor: Literal["local", "ray"] | None = None
+    """Where the runs go; ``None``: wherever the daemon's configuration says."""
 
 
 def load_spec(path: Path) -> Spec:
@@ -351,6 +355,7 @@ class _Checker:
             datasets=tuple(model.datasets or ()),
             placeholders=tuple(used),
             text=self.text,
+            executor=model.executor,
         )
 
     def _params(self) -> tuple[Params, dict[str, KeyPath]]:

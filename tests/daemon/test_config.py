@@ -232,3 +232,50 @@ def test_per_folder_backup_settings_are_set_as_an_inline_table(tmp_path: Path) -
     with pytest.raises(ConfigError, match="not a TOML inline table"):
         set_value(path, "backup.repos", "{oops")
     assert load_config(path) == config
+
+
+def test_notifications_section(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    defaults = Config().notifications
+    assert (defaults.enabled, defaults.do_not_disturb, defaults.min_interval_s) == (True, False, 60)
+    assert (defaults.run_succeeded, defaults.open_command) == (False, "")
+
+    config = set_value(path, "notifications.do_not_disturb", "on")
+    config = set_value(path, "notifications.min_interval_s", "0")
+
+    assert config.notifications.do_not_disturb is True
+    assert config.notifications.min_interval_s == 0.0
+    assert load_config(path) == config
+    with pytest.raises(ConfigError) as info:
+        set_value(path, "notifications.min_interval_s", "-1")
+    assert str(info.value) == (
+        "notifications.min_interval_s: Input should be greater than or equal to 0"
+    )
+    bad = write(tmp_path / "bad.toml", "[notifications]\ndnd = true\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'notifications\.dnd'; known keys: "):
+        load_config(bad)
+
+
+def test_experiments_executor_and_ray_address(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert Config().experiments.executor == "local"
+    assert Config().experiments.ray_address == "http://127.0.0.1:8265"
+
+    config = set_value(path, "experiments.executor", "ray")
+    config = set_value(path, "experiments.ray_address", "http://head.lab:8265/")
+
+    assert (config.experiments.executor, config.experiments.ray_address) == (
+        "ray",
+        "http://head.lab:8265",
+    )
+    assert load_config(path) == config
+    with pytest.raises(ConfigError) as info:
+        set_value(path, "experiments.executor", "slurm")
+    assert str(info.value) == "experiments.executor: Input should be 'local' or 'ray'"
+    with pytest.raises(ConfigError) as info:
+        set_value(path, "experiments.ray_address", "ray://head.lab:10001")
+    assert str(info.value) == (
+        "experiments.ray_address: expected the http:// or https:// address of the Ray "
+        "dashboard, like http://127.0.0.1:8265"
+    )
+    assert load_config(path) == config

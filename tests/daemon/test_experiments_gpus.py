@@ -112,3 +112,84 @@ def test_a_gpu_busy_with_someone_elses_process_is_left_alone(store: Store, tmp_p
         uuid for r in service.runs(sweep) for a in service.detail(r.id).attempts for uuid in a.gpus
     }
     assert used == {"GPU-bbbb"}
+
+
+OOM_ON_SMALL = (
+    "import os, sys; gpu = os.environ['CUDA_VISIBLE_DEVICES']; print('on', gpu); "
+    "sys.exit('torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB.') "
+    "if gpu == 'GPU-small' else None"
+)
+TRANSIENT_ONCE = (
+    "import os, sys; gpu = os.environ['CUDA_VISIBLE_DEVICES']; print('on', gpu); "
+    "marker = sys.argv[1]; first = not os.path.exists(marker); open(marker, 'a').close(); "
+    "sys.exit('torch.distributed.DistBackendError: NCCL error: Watchdog caught collective "
+    "operation timeout') if first else None"
+)
+
+
+def gpu_spec(tmp_path: Path, name: str, code: str, *args: str) -> Path:
+    script = tmp_path / f"{name}.py"
+    script.write_text(code)
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(
+        f"name: {name}\n"
+        f"command: {sys.executable} {script} {' '.join(args)}\n"
+        "resources: {gpus: 1, min_gpu_mem_gb: 10}\n"
+        "retry: {max_attempts: 3}\n"
+    )
+    return spec
+
+
+def attempt_gpus(service: ExperimentService, sweep: str) -> list[str]:
+    [run] = service.runs(sweep)
+    return [uuid for attempt in service.detail(run.id).attempts for uuid in attempt.gpus]
+
+
+def test_a_cuda_oom_with_no_batch_size_moves_to_a_larger_gpu(store: Store, tmp_path: Path) -> None:
+    # The small GPU has more free memory, so it is picked first.
+    small = GpuInfo("GPU-small", 0, "L4", 24_000, 500, 0)
+    large = GpuInfo("GPU-large", 1, "H100", 81_000, 60_000, 0)
+    service = service_with(store, tmp_path, FakeInventory([small, large]))
+    service.start()
+    try:
+        sweep = service.submit(str(gpu_spec(tmp_path, "oom", OOM_ON_SMALL))).sweep
+        finished(service, sweep)
+    finally:
+        service.stop()
+
+    [run] = service.runs(sweep)
+    assert run.status == "succeeded"
+    assert attempt_gpus(service, sweep) == ["GPU-small", "GPU-large"]
+    [_, moved] = service.detail(run.id).attempts
+    assert "moving to a GPU with more memory" in (moved.change or "")
+
+
+def test_an_oom_on_the_largest_gpu_is_not_moved_again(store: Store, tmp_path: Path) -> None:
+    small = GpuInfo("GPU-small", 0, "L4", 24_000, 500, 0)
+    service = service_with(store, tmp_path, FakeInventory([small]))
+    service.start()
+    try:
+        sweep = service.submit(str(gpu_spec(tmp_path, "stuck", OOM_ON_SMALL))).sweep
+        finished(service, sweep)
+    finally:
+        service.stop()
+
+    [run] = service.runs(sweep)
+    assert run.status == "failed"
+    assert "no larger GPU" in (run.summary or "")
+    assert attempt_gpus(service, sweep) == ["GPU-small"]
+
+
+def test_a_transient_failure_is_retried_on_another_gpu(store: Store, tmp_path: Path) -> None:
+    service = service_with(store, tmp_path, FakeInventory([GPU_A, GPU_B]))
+    service.start()
+    try:
+        marker = str(tmp_path / "failed-once")
+        sweep = service.submit(str(gpu_spec(tmp_path, "flaky", TRANSIENT_ONCE, marker))).sweep
+        finished(service, sweep)
+    finally:
+        service.stop()
+
+    [run] = service.runs(sweep)
+    assert run.status == "succeeded"
+    assert attempt_gpus(service, sweep) == ["GPU-aaaa", "GPU-bbbb"]

@@ -72,12 +72,14 @@ class Lab:
         return self.home / "downloads"
 
     def configure(self, text: str) -> None:
-        """Write config.toml; the export folder stays in the lab and backups stay off
-        unless ``text`` says otherwise."""
+        """Write config.toml; the export folder stays in the lab, and backups and desktop
+        notifications stay off unless ``text`` says otherwise."""
         if "[chats]" not in text:
             text += f'\n[chats]\nexport_dir = "{self.downloads}"\n'
         if "[backup]" not in text:
             text += "\n[backup]\nenabled = false\n"
+        if "[notifications]" not in text:
+            text += "\n[notifications]\nenabled = false\n"
         self.paths.config_dir.mkdir(parents=True, exist_ok=True)
         self.paths.config_file.write_text(text)
 

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from labmind.trainers import run_dir as rd
@@ -21,9 +23,12 @@ from labmind.trainers.local_executor import LocalExecutor
 from .polling import wait_for
 
 
-@pytest.fixture
-def executor() -> Executor:
-    return LocalExecutor()
+@pytest.fixture(params=["supervisor", "wrapper"])
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """Attempts handed to the run supervisor, and each under a wrapper process of its own."""
+    executor = LocalExecutor(supervisor=request.param == "supervisor")
+    yield executor
+    executor.close()
 
 
 def spec(tmp_path: Path, command: str, attempt: int = 1) -> AttemptSpec:
@@ -41,6 +46,13 @@ def finished(executor: Executor, handle: Handle, timeout: float = 10.0) -> Attem
 
 def gone(pid: int) -> bool:
     return rd.process_start_time(pid) is None
+
+
+def command_group(handle: Handle) -> int:
+    """The command's process group, once the wrapper has started it."""
+    start = wait_for(lambda: rd.read_start(handle.run_dir))
+    assert start.pgid is not None
+    return start.pgid
 
 
 def test_start_poll_and_log_tail(tmp_path: Path, executor: Executor) -> None:
@@ -90,8 +102,7 @@ def test_cancel_stops_the_whole_group(tmp_path: Path, executor: Executor) -> Non
     state = executor.poll(handle)
     assert (state.status, state.signal, state.cancelled) == ("exited", signal.SIGTERM, True)
     assert gone(grandchild)
-    assert handle.pgid is not None
-    assert not rd.process_group_alive(handle.pgid)
+    assert not rd.process_group_alive(command_group(handle))
 
 
 def test_cancel_escalates_to_sigkill(tmp_path: Path, executor: Executor) -> None:
@@ -148,13 +159,19 @@ def test_reattach_a_finished_run(tmp_path: Path, executor: Executor) -> None:
     first = executor.start(spec(tmp_path, "exit 4"))
     finished(executor, first)
     handle = LocalExecutor().reattach(first.run_dir)
-    assert handle == first
+    assert handle is not None
+    assert (handle.pid, handle.start_time, handle.pgid) == (
+        first.pid,
+        first.start_time,
+        command_group(first),
+    )
     state = LocalExecutor().poll(handle)
     assert (state.status, state.exit_code) == ("exited", 4)
 
 
 def test_reattach_a_lost_run(tmp_path: Path, executor: Executor) -> None:
     first = executor.start(spec(tmp_path, "sleep 30"))
+    command_group(first)
     os.kill(first.pid, signal.SIGKILL)  # the wrapper dies before it can write exit.json
     wait_for(lambda: executor.poll(first).status == "lost")
     handle = LocalExecutor().reattach(first.run_dir)
@@ -199,15 +216,19 @@ def test_reattach_waits_for_a_wrapper_that_is_still_starting(
     assert results == [Handle(os.getpid(), None, me, run_dir), None]
 
 
-def test_a_reused_pid_is_not_the_run(tmp_path: Path, executor: Executor) -> None:
-    handle = executor.start(spec(tmp_path, "sleep 30"))
+def test_attempts_under_one_supervisor_end_on_their_own(tmp_path: Path) -> None:
+    executor = LocalExecutor()
     try:
-        assert executor.poll(handle).status == "running"
-        impostor = Handle(handle.pid, handle.pgid, handle.start_time + 1, handle.run_dir)
-        assert executor.poll(impostor).status == "lost"
+        long = executor.start(spec(tmp_path, "sleep 30", 1))
+        short = executor.start(spec(tmp_path, "exit 6", 2))
+        assert long.pid == short.pid  # one supervisor for both
+        assert finished(executor, short).exit_code == 6
+        assert executor.poll(long).status == "running"
+        executor.cancel(long, grace_s=2.0)
+        state = executor.poll(long)
+        assert (state.status, state.signal, state.cancelled) == ("exited", signal.SIGTERM, True)
     finally:
-        executor.cancel(handle, grace_s=2.0)
-    assert executor.poll(handle).cancelled
+        executor.close()
 
 
 def test_an_unwritable_run_folder_is_one_clear_error(tmp_path: Path, executor: Executor) -> None:
@@ -228,28 +249,43 @@ def test_an_attempt_starts_once(tmp_path: Path, executor: Executor) -> None:
 
 
 def test_a_wrapper_that_dies_before_starting(tmp_path: Path) -> None:
-    executor = LocalExecutor(wrapper_module="labmind.trainers.no_such_wrapper")
-    with pytest.raises(ExecutorError, match="before starting the command") as caught:
-        executor.start(spec(tmp_path, "true"))
-    assert "\n" not in str(caught.value)
-    assert "No module named" in caught.value.log_tail
+    executor = LocalExecutor(supervisor=False, wrapper_module="labmind.trainers.no_such_wrapper")
+    state = finished(executor, executor.start(spec(tmp_path, "true")))
+    assert state.status == "lost"
+    assert state.error is not None
+    assert "\n" not in state.error
+    assert "No module named" in state.error
 
 
-def test_log_tail_is_bounded_and_starts_at_a_line(tmp_path: Path, executor: Executor) -> None:
-    handle = executor.start(spec(tmp_path, "for i in $(seq 1000); do echo line-$i; done"))
-    finished(executor, handle)
-    tail = executor.log_tail(handle.run_dir, max_bytes=100)
-    assert len(tail.encode()) <= 100
-    assert tail.splitlines()[0].startswith("line-")
-    assert tail.endswith("line-1000\n")
+def test_watch_wakes_when_a_run_ends(tmp_path: Path, executor: Executor) -> None:
+    ended = threading.Event()
+    assert executor.watch(ended.set)
+    go = tmp_path / "go"
+    handle = executor.start(spec(tmp_path, f"while [ ! -e {go} ]; do sleep 0.02; done"))
+    command_group(handle)
+    assert not ended.is_set()
+    go.touch()
+    assert ended.wait(timeout=10)
+    assert finished(executor, handle, timeout=0.5).succeeded
 
 
-def test_attempt_spec_needs_one_command() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        AttemptSpec("r", 1, Path("x"))
-    with pytest.raises(ValueError, match="exactly one"):
-        AttemptSpec("r", 1, Path("x"), command="true", argv=["true"])
-    assert AttemptSpec("r", 1, Path("x"), command="a b").full_argv() == ("/bin/sh", "-c", "a b")
+def test_a_dead_supervisor_loses_its_attempts_and_is_replaced(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    try:
+        first = executor.start(spec(tmp_path, "sleep 30", 1))
+        group = command_group(first)
+        supervisor = psutil.Process(first.pid)
+        assert "labmind.trainers.supervisor" in " ".join(supervisor.cmdline())
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+        assert finished(executor, first).status == "lost"
+        # The orphaned command is still there; cancel reaches it through its process group.
+        assert rd.process_group_alive(group)
+        executor.cancel(first, grace_s=2.0)
+        assert not rd.process_group_alive(group)
+        assert finished(executor, executor.start(spec(tmp_path, "exit 2", 2))).exit_code == 2
+    finally:
+        executor.close()
 
 
 def _pid_in(path: Path) -> int | None:

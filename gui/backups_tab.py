@@ -1,0 +1,177 @@
+"""Dashboard tab: backup status per folder, files held back, Back up now and Restore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labmind.daemon.protocol import BackupOutcome, BackupStatus, RestoreRequest, RestoreResult
+
+from .daemon_api import DaemonApi
+from .empty_state import EmptyState
+from .tasks import TaskRunner
+from .time_text import ago
+
+EMPTY = "No backed-up folders yet — labmind watch add PATH (every watched folder is backed up)"
+COLUMNS = ("Folder", "Branch", "Last backup", "Changed", "Unpushed", "Push", "Problem")
+
+AskRestore = Callable[[str], RestoreRequest | None]
+"""Asks the user which snapshot of a folder to restore and where to; none: cancelled."""
+
+
+def ask_restore_dialog(parent: QWidget) -> AskRestore:
+    def ask(path: str) -> RestoreRequest | None:
+        at, ok = QInputDialog.getText(
+            parent, "Restore", f"Snapshot of {path} to restore (commit, or 2h / 3d / a date):"
+        )
+        if not ok or not at.strip():
+            return None
+        target = QFileDialog.getExistingDirectory(parent, "Restore into (a new folder)")
+        if not target:
+            return None
+        name = f"{Path(path).name}-restored"
+        return RestoreRequest(path=path, at=at.strip(), to=str(Path(target) / name))
+
+    return ask
+
+
+class BackupsTab(QWidget):
+    def __init__(
+        self,
+        api: DaemonApi,
+        runner: TaskRunner,
+        parent: QWidget | None = None,
+        *,
+        ask_restore: AskRestore | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._api = api
+        self._runner = runner
+        self._ask_restore = ask_restore or ask_restore_dialog(self)
+        self.status: BackupStatus | None = None
+        self.state = QLabel("", self)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.currentCellChanged.connect(lambda row, *_: self._show_held(row))
+        self.held = QListWidget(self)
+        self.backup_button = QPushButton("Back up now", self)
+        self.backup_button.clicked.connect(self.backup_now)
+        self.restore_button = QPushButton("Restore…", self)
+        self.restore_button.clicked.connect(self.restore)
+        self.message = QLabel("", self)
+        self.message.setWordWrap(True)
+        content = QWidget(self)
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(self.table, 2)
+        inner.addWidget(QLabel("Held back (never put in a snapshot):", self))
+        inner.addWidget(self.held, 1)
+        self.empty = EmptyState(content, EMPTY, self)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.state, 1)
+        buttons.addWidget(self.backup_button)
+        buttons.addWidget(self.restore_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.message)
+
+    def refresh(self) -> None:
+        self._runner.submit(self._api.backup_status, self._loaded, self._failed)
+
+    def selected_path(self) -> str | None:
+        row = self.table.currentRow()
+        if self.status is None or not 0 <= row < len(self.status.repos):
+            return None
+        return self.status.repos[row].path
+
+    def backup_now(self) -> None:
+        path = self.selected_path()
+        self.message.setText(f"backing up {path or 'every folder'}…")
+        self._runner.submit(partial(self._api.backup_now, path), self._backed_up, self._failed)
+
+    def restore(self) -> None:
+        path = self.selected_path()
+        if path is None:
+            self.message.setText("pick a folder to restore")
+            return
+        request = self._ask_restore(path)
+        if request is None:
+            return
+        self.message.setText(f"restoring {path} at {request.at}…")
+        self._runner.submit(
+            partial(self._api.backup_restore, request), self._restored, self._failed
+        )
+
+    def _backed_up(self, outcomes: list[BackupOutcome]) -> None:
+        made = sum(1 for o in outcomes if o.created)
+        errors = [f"{o.path}: {o.error}" for o in outcomes if o.error]
+        self.message.setText(
+            "; ".join(errors) if errors else f"{made} new snapshot(s), {len(outcomes)} folder(s)"
+        )
+        self.refresh()
+
+    def _restored(self, result: RestoreResult) -> None:
+        self.message.setText(
+            f"restored {result.files} files of {result.commit[:10]} to {result.target}"
+        )
+
+    def _failed(self, error: Exception) -> None:
+        self.message.setText(str(error))
+
+    def _loaded(self, status: BackupStatus) -> None:
+        self.status = status
+        flags = [
+            "on" if status.enabled else "off",
+            "paused" if status.paused else "",
+            "push on" if status.push else "push off",
+        ]
+        self.state.setText("Backups: " + ", ".join(f for f in flags if f))
+        self.empty.set_empty(not status.repos)
+        self.table.setRowCount(len(status.repos))
+        for row, repo in enumerate(status.repos):
+            push = ", ".join(f"{p.branch}: {p.status}" for p in repo.pushes) or "—"
+            cells = (
+                repo.path,
+                repo.branch or "—",
+                ago(repo.last_snapshot_at),
+                str(repo.files_changed),
+                str(repo.unpushed),
+                push,
+                repo.error or "",
+            )
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        if status.repos:
+            self.table.setCurrentCell(max(0, self.table.currentRow()), 0)
+            self._show_held(self.table.currentRow())
+
+    def _show_held(self, row: int) -> None:
+        self.held.clear()
+        if self.status is None or not 0 <= row < len(self.status.repos):
+            return
+        repo = self.status.repos[row]
+        for item in repo.held_back:
+            self.held.addItem(f"{item.path} — {item.reason}")
+        if not repo.held_back:
+            self.held.addItem("nothing held back")

@@ -1,0 +1,23 @@
+"""GUI tests: widgets render offscreen unless a test picks a display; the e2e `lab`
+fixtures give them a real daemon. Without Qt (the `gui` extra) the Qt tests are not
+collected."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from tests.e2e.conftest import lab, lexical_lab  # noqa: F401 - a real daemon for GUI tests
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+QT_TESTS = [
+    "test_dashboard.py",
+    "test_gui_app.py",
+    "test_popup.py",
+    "test_qt_binding.py",
+    "test_real_daemon.py",
+    "test_tray_dbus.py",
+    "test_tray_state.py",
+]
+collect_ignore = [] if importlib.util.find_spec("PySide6") else QT_TESTS

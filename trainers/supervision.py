@@ -1,0 +1,370 @@
+"""Supervising attempts in this process: start each command, wait, stop, record the end.
+
+One :class:`Supervision` looks after any number of attempts. It is what makes a run outlive
+the daemon: it runs in a process of its own session (the run supervisor,
+:mod:`labmind.trainers.supervisor`, or one wrapper per attempt,
+:mod:`labmind.trainers.wrapper`), never in the daemon.
+
+For each attempt it reads ``command.json`` from the run folder and starts the command as its
+child, with stdout and stderr going straight to ``output.log`` (nothing passes through this
+process), ``LABMIND_RUN_DIR`` set to the run folder and ``PYTHONUNBUFFERED=1`` unless the
+environment says otherwise. The command gets a process group of its own; that group is what
+a timeout or a cancel stops (SIGTERM, then SIGKILL after ``kill_grace_s``). When the command
+ends, whatever is left in its group is stopped the same way before ``exit.json`` is written,
+so "exited" means the group is gone.
+
+Each attempt's ``wrapper.lock`` is held through an fd from the moment the attempt is handed
+over until its ``exit.json`` is written: a held lock is a living attempt, whoever asks.
+SIGTERM, SIGINT and SIGHUP sent to this process are passed on to every command's group (and
+the attempts count as cancelled), as is a cancel request in an attempt's folder
+(``cancel.request``, written by the executor before it signals the group itself). The
+process is a child subreaper on Linux, so orphaned grandchildren are reaped here.
+
+Standard library only: this code sits next to every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from . import run_dir as rd
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_CHILD_SUBREAPER = 36
+_CLEANUP_POLL_S = 0.05
+"""Group members that are not our children give no SIGCHLD: poll for them while stopping."""
+_AFTER_KILL_S = 2.0
+
+
+class NotStarted(Exception):
+    """The attempt was not taken on (its folder is unusable): no ``exit.json`` will be
+    written for it; the message says why, in one line."""
+
+
+class StartedBefore(NotStarted):
+    """The attempt has a ``start.json`` already: an attempt runs once."""
+
+
+@dataclass
+class _Attempt:
+    run_dir: Path
+    lock_fd: int
+    log_fd: int | None
+    """``wrapper.log``, for messages about this attempt (``None``: this process's stderr)."""
+    t0: float
+    grace_s: float = 10.0
+    timeout_at: float = math.inf
+    child: subprocess.Popen[bytes] | None = None
+    status: int | None = None
+    code: int = 0
+    error: str | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    term_sent: bool = False
+    kill_deadline: float = math.inf
+    kill_sent_at: float = math.inf
+
+    @property
+    def pgid(self) -> int | None:
+        return None if self.child is None else self.child.pid
+
+
+class Supervision:
+    """The attempts this process supervises. ``on_end(run_dir)`` is called once an
+    attempt's ``exit.json`` is written. Call :meth:`install` once, from the main thread,
+    before anything else; then :meth:`start` attempts and call :meth:`step` whenever
+    :attr:`wake_fd` is readable or the time it returned has passed."""
+
+    def __init__(self, on_end: Callable[[Path], None] = lambda run_dir: None) -> None:
+        self.on_end = on_end
+        self._attempts: dict[Path, _Attempt] = {}
+        self._pending: list[int] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._me = rd.process_start_time(os.getpid()) or 0
+        self._host = socket.gethostname()
+
+    @property
+    def wake_fd(self) -> int:
+        return self._wake_r
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._attempts)
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Signal handlers (stop signals are passed on, SIGCHLD wakes :attr:`wake_fd`) and,
+        on Linux, the child subreaper flag."""
+        # A mask inherited from whatever thread started us must neither hide these signals
+        # nor reach the commands, which would inherit it.
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_stop_signal)
+        signal.signal(signal.SIGCHLD, self._on_child)
+        libc = _libc()
+        if libc is not None:
+            with contextlib.suppress(AttributeError):
+                libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._pending.append(signum)
+
+    def _on_child(self, signum: int, frame: FrameType | None) -> None:
+        """Nothing to do here: the wakeup fd wakes the loop, which reaps."""
+
+    # --- starting --------------------------------------------------------------------------
+
+    def start(self, run_dir: Path, lock_fd: int, log_fd: int | None = None) -> rd.StartRecord:
+        """Take on the attempt in ``run_dir`` whose ``wrapper.lock`` ``lock_fd`` holds (the
+        fds become this object's). Its ``start.json`` once written; raises
+        :class:`NotStarted` (having closed the fds) when it is not taken on."""
+        os.set_inheritable(lock_fd, False)
+        attempt = _Attempt(run_dir, lock_fd, log_fd, time.monotonic())
+        started_at = time.time()
+        if (run_dir / rd.START_FILE).exists():
+            self._drop(attempt)
+            raise StartedBefore(
+                f"{run_dir} was started before; an attempt runs once (start a new attempt)"
+            )
+        try:
+            out_fd = os.open(
+                run_dir / rd.OUTPUT_LOG,
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                0o644,
+            )
+        except OSError as exc:
+            self._drop(attempt)
+            raise NotStarted(f"cannot open {rd.OUTPUT_LOG} in {run_dir}: {exc.strerror}") from None
+        command = rd.read_command(run_dir)
+        if command is None:
+            attempt.error = f"{rd.COMMAND_FILE} is missing or malformed in {run_dir}"
+            attempt.code = 126
+        else:
+            attempt.grace_s = command.kill_grace_s
+            if command.timeout_s is not None:
+                attempt.timeout_at = attempt.t0 + command.timeout_s
+            self._spawn(attempt, command, out_fd)
+        os.close(out_fd)
+        if attempt.error is not None:
+            _append(run_dir / rd.OUTPUT_LOG, f"labmind: {attempt.error}\n", attempt.log_fd)
+        child = attempt.child
+        start = rd.StartRecord(
+            pid=os.getpid(),
+            start_time=self._me,
+            pgid=attempt.pgid,
+            child_pid=None if child is None else child.pid,
+            child_start_time=None if child is None else rd.process_start_time(child.pid),
+            host=self._host,
+            started_at=started_at,
+        )
+        try:
+            rd.write_json_atomic(run_dir / rd.START_FILE, start.to_json())
+        except OSError as exc:
+            if child is not None:
+                _killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            self._drop(attempt)
+            raise NotStarted(
+                f"cannot write {rd.START_FILE} in {run_dir}: {exc}; stopped the command"
+            ) from None
+        self._attempts[run_dir] = attempt
+        return start
+
+    def _spawn(self, attempt: _Attempt, command: rd.CommandRecord, out_fd: int) -> None:
+        if not Path(command.cwd).is_dir():
+            attempt.error, attempt.code = f"working directory does not exist: {command.cwd}", 127
+            return
+        env = dict(os.environ)
+        env.update(command.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env[rd.RUN_DIR_ENV] = str(attempt.run_dir)
+        try:
+            attempt.child = subprocess.Popen(
+                command.argv,
+                cwd=command.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=out_fd,
+                close_fds=True,
+                process_group=0,
+            )
+        except FileNotFoundError as exc:
+            attempt.error = f"command not found: {command.argv[0]} ({exc.strerror})"
+            attempt.code = 127
+        except OSError as exc:
+            attempt.error = f"cannot run {command.argv[0]}: {exc.strerror or exc}"
+            attempt.code = 126
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """Reap, pass signals on, enforce timeouts and grace periods, finish what is over.
+        Seconds until something is due (``None``: only a wake-up can bring anything)."""
+        self._drain_wake()
+        self._reap()
+        pending, self._pending = self._pending, []
+        now = time.monotonic()
+        due = math.inf
+        for attempt in list(self._attempts.values()):
+            if pending and attempt.pgid is not None and attempt.status is None:
+                attempt.cancelled = True
+                for sig in pending:
+                    _killpg(attempt.pgid, sig)
+                self._terminated(attempt, now)
+            due = min(due, self._advance(attempt, now))
+        return None if math.isinf(due) else max(0.0, due - now)
+
+    def _advance(self, attempt: _Attempt, now: float) -> float:
+        """Move one attempt on; when the next thing about it is due."""
+        pgid = attempt.pgid
+        if pgid is None:
+            self._finish(attempt)
+            return math.inf
+        if attempt.status is None:  # the command runs
+            if now >= attempt.timeout_at and not attempt.timed_out:
+                attempt.timed_out = True
+                _killpg(pgid, signal.SIGTERM)
+                self._terminated(attempt, now)
+            if now >= attempt.kill_deadline:
+                self._kill(attempt, now)
+            if attempt.timed_out or attempt.term_sent:
+                return attempt.kill_deadline
+            return min(attempt.timeout_at, attempt.kill_deadline)
+        # The command is over: stop what is left of its group, then record the end.
+        if not rd.process_group_alive(pgid):
+            self._finish(attempt)
+            return math.inf
+        if not attempt.term_sent:
+            _killpg(pgid, signal.SIGTERM)
+            self._terminated(attempt, now)
+        elif now >= attempt.kill_deadline:
+            self._kill(attempt, now)
+        elif now >= attempt.kill_sent_at + _AFTER_KILL_S:
+            self._say(attempt, f"process group {pgid} is still there after SIGKILL; giving up")
+            self._finish(attempt)
+            return math.inf
+        return min(
+            attempt.kill_deadline, attempt.kill_sent_at + _AFTER_KILL_S, now + _CLEANUP_POLL_S
+        )
+
+    def _terminated(self, attempt: _Attempt, now: float) -> None:
+        attempt.term_sent = True
+        attempt.kill_deadline = min(attempt.kill_deadline, now + attempt.grace_s)
+
+    def _kill(self, attempt: _Attempt, now: float) -> None:
+        if attempt.pgid is not None:
+            _killpg(attempt.pgid, signal.SIGKILL)
+        attempt.kill_deadline = math.inf
+        attempt.kill_sent_at = now
+
+    def _finish(self, attempt: _Attempt) -> None:
+        del self._attempts[attempt.run_dir]
+        exit_code: int | None = attempt.code
+        signum: int | None = None
+        if attempt.status is not None:
+            if os.WIFSIGNALED(attempt.status):
+                exit_code, signum = None, os.WTERMSIG(attempt.status)
+            else:
+                exit_code = os.waitstatus_to_exitcode(attempt.status)
+        cancelled = attempt.cancelled or (attempt.run_dir / rd.CANCEL_FILE).exists()
+        record = rd.ExitRecord(
+            exit_code=exit_code,
+            signal=signum,
+            ended_at=time.time(),
+            duration_s=round(time.monotonic() - attempt.t0, 6),
+            timed_out=attempt.timed_out,
+            cancelled=cancelled and not attempt.timed_out,
+            error=attempt.error,
+        )
+        try:
+            rd.write_json_atomic(attempt.run_dir / rd.EXIT_FILE, record.to_json())
+        except OSError as exc:
+            self._say(attempt, f"cannot write {rd.EXIT_FILE} in {attempt.run_dir}: {exc}")
+            self._drop(attempt)
+            return
+        self._drop(attempt)
+        self.on_end(attempt.run_dir)
+
+    def _drop(self, attempt: _Attempt) -> None:
+        """Let go of the attempt's fds (the lock with them)."""
+        os.close(attempt.lock_fd)
+        if attempt.log_fd is not None:
+            os.close(attempt.log_fd)
+            attempt.log_fd = None
+
+    def _reap(self) -> None:
+        """Collect every exited child (the commands and reparented orphans)."""
+        children = {a.child.pid: a for a in self._attempts.values() if a.child is not None}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            attempt = children.get(pid)
+            if attempt is not None and attempt.child is not None:
+                attempt.status = status
+                attempt.child.returncode = os.waitstatus_to_exitcode(status)
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    def _say(self, attempt: _Attempt, message: str) -> None:
+        line = f"labmind supervisor: {message}\n".encode()
+        if attempt.log_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(attempt.log_fd, line)
+        else:
+            say(message)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library on Linux (loaded once)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _append(path: Path, text: str, log_fd: int | None) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        message = f"labmind supervisor: cannot write {path}: {exc.strerror}\n"
+        if log_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(log_fd, message.encode())
+        else:
+            say(message.strip())
+
+
+def say(message: str) -> None:
+    print(f"labmind supervisor: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,233 @@
+"""The run supervisor: one process that supervises a daemon's attempts, ``python -m
+labmind.trainers.supervisor FD``.
+
+A wrapper process per attempt costs a Python start-up (about 0.1 s) and its memory for every
+run. The run supervisor pays that once: the executor starts it in a session of its own and
+hands it attempts over a Unix socket (``SOCK_SEQPACKET``, fd ``FD``). A request names a run
+folder and carries two fds (``SCM_RIGHTS``): ``wrapper.lock``, already locked by the
+executor, and ``wrapper.log``. The supervisor starts the command
+(:class:`~labmind.trainers.supervision.Supervision`) and answers with ``start.json``'s
+content, or an error; when an attempt's ``exit.json`` is written it sends ``{"ended": DIR}``.
+
+The supervisor outlives the daemon: at end of file on its socket (the daemon is gone) it
+goes on supervising what it has, and exits when the last of those attempts has ended. A new
+daemon starts a new supervisor for new attempts and finds the old ones from their folders.
+
+Standard library only: this process sits next to every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from . import run_dir as rd
+from .supervision import NotStarted, Supervision, say
+
+_MAX_MESSAGE = 65536
+_REPLY_TIMEOUT_S = 10.0
+
+
+class SupervisorGone(OSError):
+    """The supervisor could not be given the request (it died, or never started): nothing
+    was started, so asking again, or starting the attempt another way, is safe."""
+
+
+class Supervisor:
+    """The executor's side: starts the run supervisor on first use and hands it attempts.
+
+    ``on_end`` is called (from a reader thread) when an attempt handed over ends."""
+
+    def __init__(
+        self, python: str = sys.executable, on_end: Callable[[], None] = lambda: None
+    ) -> None:
+        self.python = python
+        self.on_end = on_end
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._replies: queue.Queue[dict[str, object] | None] = queue.Queue()
+        self._lock = threading.Lock()
+
+    def start(self, run_dir: Path, lock_fd: int, log_fd: int) -> rd.StartRecord:
+        """Have the supervisor start the attempt in ``run_dir``; its ``start.json``. Raises
+        :class:`SupervisorGone` when no supervisor can be reached (nothing was started),
+        ``OSError`` when the supervisor could not start the attempt."""
+        with self._lock:
+            for attempt in range(2):
+                sock = self._connect()
+                try:
+                    return self._ask(sock, run_dir, lock_fd, log_fd)
+                except SupervisorGone:
+                    self._disconnect()
+                    if attempt == 1:
+                        raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Let go of the supervisor: it goes on with what it supervises, then exits."""
+        with self._lock:
+            self._disconnect()
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None and self._proc is not None and self._proc.poll() is None:
+            return self._sock
+        self._disconnect()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-P", "-m", __name__, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            ours.close()
+            raise SupervisorGone(
+                f"cannot start the run supervisor: {exc.strerror or exc}"
+            ) from None
+        finally:
+            theirs.close()
+        # Reaps the supervisor whenever it exits, which may be long after we let go of it.
+        threading.Thread(target=proc.wait, name="labmind-supervisor-reaper", daemon=True).start()
+        self._replies = queue.Queue()
+        threading.Thread(target=_read, args=(ours, self._replies, self.on_end), daemon=True).start()
+        self._sock, self._proc = ours, proc
+        return ours
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+        self._sock = self._proc = None
+
+    def _ask(self, sock: socket.socket, run_dir: Path, lock_fd: int, log_fd: int) -> rd.StartRecord:
+        request = json.dumps({"run_dir": str(run_dir)}).encode()
+        try:
+            socket.send_fds(sock, [request], [lock_fd, log_fd])
+        except OSError as exc:
+            raise SupervisorGone(f"the run supervisor is gone: {exc.strerror or exc}") from None
+        # From here the attempt may have started: a failure is an error, never a reason to
+        # ask again.
+        try:
+            reply = self._replies.get(timeout=_REPLY_TIMEOUT_S)
+        except queue.Empty:
+            self._disconnect()  # a late answer must not be taken for the next one's
+            raise OSError("the run supervisor did not answer") from None
+        if reply is None:
+            raise OSError("the run supervisor went away while starting the attempt")
+        if "error" in reply:
+            raise OSError(str(reply["error"]))
+        start = rd.StartRecord.from_json(reply)
+        if start is None:
+            raise OSError(f"the run supervisor answered something else: {reply}")
+        return start
+
+
+def _read(
+    sock: socket.socket,
+    replies: queue.Queue[dict[str, object] | None],
+    on_end: Callable[[], None],
+) -> None:
+    """The client's reader: answers go to ``replies``, ends to ``on_end``; ``None`` at the end."""
+    try:
+        while message := sock.recv(_MAX_MESSAGE):
+            data = json.loads(message)
+            if isinstance(data, dict) and "ended" in data:
+                on_end()
+            elif isinstance(data, dict):
+                replies.put(data)
+    except (OSError, ValueError):
+        pass
+    finally:
+        replies.put(None)
+
+
+# --- the supervisor process ----------------------------------------------------------------
+
+
+def serve(sock: socket.socket) -> int:
+    """Take attempts from ``sock`` until it closes, and supervise them until they end."""
+    listening = True
+
+    def ended(run_dir: Path) -> None:
+        if listening:
+            with contextlib.suppress(OSError):
+                sock.send(json.dumps({"ended": str(run_dir)}).encode())
+
+    supervision = Supervision(on_end=ended)
+    supervision.install()
+    listen = sock.fileno()
+    while listening or supervision.busy:
+        due = supervision.step()
+        if not listening and not supervision.busy:
+            break
+        watched = [supervision.wake_fd, listen] if listening else [supervision.wake_fd]
+        try:
+            ready, _, _ = select.select(watched, [], [], due)
+        except InterruptedError:
+            continue
+        if listen in ready:
+            listening = _take(sock, supervision)
+    return 0
+
+
+def _take(sock: socket.socket, supervision: Supervision) -> bool:
+    """Answer one request; whether the socket is still open."""
+    try:
+        message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+    except InterruptedError:
+        return True
+    except OSError:
+        return False
+    if not message:
+        for fd in fds:
+            os.close(fd)
+        return False
+    reply: dict[str, object]
+    try:
+        run_dir = Path(json.loads(message)["run_dir"])
+    except (ValueError, KeyError, TypeError):
+        run_dir = None
+    if run_dir is None or len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        reply = {"error": "a malformed request: a run folder and two fds are needed"}
+    else:
+        try:
+            reply = supervision.start(run_dir, fds[0], fds[1]).to_json()
+        except NotStarted as exc:
+            reply = {"error": str(exc)}
+    try:
+        sock.send(json.dumps(reply).encode())
+    except OSError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        say("usage: python -m labmind.trainers.supervisor FD")
+        return 2
+    sock = socket.socket(fileno=int(args[0]))
+    try:
+        return serve(sock)
+    finally:
+        sock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
