@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from .run_dir import ExitRecord
+
 AttemptStatus = Literal["running", "exited", "lost"]
 """running: the supervisor is alive. exited: ``exit.json`` says how it ended.
 lost: no supervisor and no ``exit.json`` (killed from outside, machine rebooted)."""
@@ -97,6 +99,19 @@ class AttemptState:
     error: str | None = None
     """Why the command could not start (exit code 126/127), when that is what happened."""
     duration_s: float | None = None
+
+    @classmethod
+    def exited(cls, ended: ExitRecord) -> AttemptState:
+        """How an attempt ended, from its ``exit.json``."""
+        return cls(
+            "exited",
+            exit_code=ended.exit_code,
+            signal=ended.signal,
+            timed_out=ended.timed_out,
+            cancelled=ended.cancelled,
+            error=ended.error,
+            duration_s=ended.duration_s,
+        )
 
     @property
     def running(self) -> bool:

@@ -149,15 +149,7 @@ class LocalExecutor:
         ended = ended or rd.read_exit(handle.run_dir)
         if ended is None:
             return AttemptState("lost", error=_wrapper_error(handle.run_dir))
-        return AttemptState(
-            "exited",
-            exit_code=ended.exit_code,
-            signal=ended.signal,
-            timed_out=ended.timed_out,
-            cancelled=ended.cancelled,
-            error=ended.error,
-            duration_s=ended.duration_s,
-        )
+        return AttemptState.exited(ended)
 
     def reattach(self, run_dir: Path) -> Handle | None:
         run_dir = run_dir.absolute()

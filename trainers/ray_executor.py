@@ -542,7 +542,7 @@ class RayExecutor:
         run_dir = handle.run_dir
         ended = rd.read_exit(run_dir)
         if ended is not None:
-            return _state(ended)
+            return AttemptState.exited(ended)
         record = read_record(run_dir)
         if record is None:
             return AttemptState("lost", error=f"no readable {RAY_RECORD} in {run_dir}")
@@ -623,7 +623,7 @@ class RayExecutor:
                 with contextlib.suppress(OSError):  # the state below is still right
                     rd.write_json_atomic(run_dir / rd.EXIT_FILE, ended.to_json())
         self._forget(record.submission_id)
-        return _state(ended)
+        return AttemptState.exited(ended)
 
     def _mirror(self, run_dir: Path, record: RayRecord, *, final: bool) -> bool:
         """Append what ``output.log`` lacks of the command's output in the job's log: complete
@@ -729,18 +729,6 @@ def _exit_record(record: RayRecord, job: RayJob) -> rd.ExitRecord:
     first = job.message.strip().splitlines()[:1] or ["the Ray job failed"]
     return rd.ExitRecord(
         exit_code=1, signal=None, ended_at=end, duration_s=duration, error=f"Ray: {first[0]}"
-    )
-
-
-def _state(ended: rd.ExitRecord) -> AttemptState:
-    return AttemptState(
-        "exited",
-        exit_code=ended.exit_code,
-        signal=ended.signal,
-        timed_out=ended.timed_out,
-        cancelled=ended.cancelled,
-        error=ended.error,
-        duration_s=ended.duration_s,
     )
 
 
