@@ -31,6 +31,7 @@ from pathlib import Path
 from . import run_dir as rd
 from .executor import AttemptSpec, AttemptState, ExecutorError, Handle
 from .process_exits import ProcessExits
+from .supervision import killpg
 from .supervisor import Supervisor, SupervisorGone
 
 WRAPPER_MODULE = "labmind.trainers.wrapper"
@@ -224,7 +225,7 @@ class LocalExecutor:
         with contextlib.suppress(OSError):
             (handle.run_dir / rd.CANCEL_FILE).touch()
         if handle.pgid is not None:
-            _killpg(handle.pgid, signal.SIGTERM)
+            killpg(handle.pgid, signal.SIGTERM)
         elif rd.process_alive(handle.pid, handle.start_time) and handle.pid in self._wrappers:
             # A wrapper of ours that has not started the command: it passes the signal on.
             with contextlib.suppress(ProcessLookupError):
@@ -232,7 +233,7 @@ class LocalExecutor:
         if self._wait_over(handle, time.monotonic() + grace_s):
             return
         if handle.pgid is not None:
-            _killpg(handle.pgid, signal.SIGKILL)
+            killpg(handle.pgid, signal.SIGKILL)
         self._wait_over(handle, time.monotonic() + _AFTER_KILL_S)
 
     def _started(self, handle: Handle) -> Handle:
@@ -273,11 +274,6 @@ class LocalExecutor:
             for pid, proc in list(self._wrappers.items()):
                 if proc.poll() is not None:
                     del self._wrappers[pid]
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _wrapper_error(run_dir: Path) -> str | None:

@@ -176,7 +176,7 @@ class Supervision:
             rd.write_json_atomic(run_dir / rd.START_FILE, start.to_json())
         except OSError as exc:
             if child is not None:
-                _killpg(child.pid, signal.SIGKILL)
+                killpg(child.pid, signal.SIGKILL)
                 child.wait()
             self._drop(attempt)
             raise NotStarted(
@@ -225,7 +225,7 @@ class Supervision:
             if pending and attempt.pgid is not None and attempt.status is None:
                 attempt.cancelled = True
                 for sig in pending:
-                    _killpg(attempt.pgid, sig)
+                    killpg(attempt.pgid, sig)
                 self._terminated(attempt, now)
             due = min(due, self._advance(attempt, now))
         return None if math.isinf(due) else max(0.0, due - now)
@@ -239,7 +239,7 @@ class Supervision:
         if attempt.status is None:  # the command runs
             if now >= attempt.timeout_at and not attempt.timed_out:
                 attempt.timed_out = True
-                _killpg(pgid, signal.SIGTERM)
+                killpg(pgid, signal.SIGTERM)
                 self._terminated(attempt, now)
             if now >= attempt.kill_deadline:
                 self._kill(attempt, now)
@@ -251,7 +251,7 @@ class Supervision:
             self._finish(attempt)
             return math.inf
         if not attempt.term_sent:
-            _killpg(pgid, signal.SIGTERM)
+            killpg(pgid, signal.SIGTERM)
             self._terminated(attempt, now)
         elif now >= attempt.kill_deadline:
             self._kill(attempt, now)
@@ -269,7 +269,7 @@ class Supervision:
 
     def _kill(self, attempt: _Attempt, now: float) -> None:
         if attempt.pgid is not None:
-            _killpg(attempt.pgid, signal.SIGKILL)
+            killpg(attempt.pgid, signal.SIGKILL)
         attempt.kill_deadline = math.inf
         attempt.kill_sent_at = now
 
@@ -337,7 +337,8 @@ class Supervision:
             say(message)
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def killpg(pgid: int, sig: int) -> None:
+    """Signal a process group that may already be gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 

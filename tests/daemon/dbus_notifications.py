@@ -26,6 +26,7 @@ from dbus_fast.annotations import DBusDict, DBusInt32, DBusSignature, DBusStr, D
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_signal
 
 from ..bus_service import BusService
+from ..processes import stop
 
 BUS_START_S = 10.0
 WAIT_S = 10.0
@@ -98,12 +99,7 @@ class SessionBus:
             self._folder = None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(BUS_START_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, BUS_START_S)
         if process.stdout is not None:
             process.stdout.close()
 

@@ -19,6 +19,7 @@ from labmind.daemon.opener import RecordingOpener
 from labmind.daemon.system_notifier import SystemNotifier
 
 from ..gui.xvfb import Xvfb, have_xvfb
+from ..processes import stop
 from .dbus_notifications import SessionBus, have_dbus_daemon
 from .notification_fakes import FakeRuns, failed, until
 
@@ -66,12 +67,7 @@ class Dunst:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(START_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, START_S)
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -9,6 +9,8 @@ import subprocess
 import time
 from types import TracebackType
 
+from ..processes import stop
+
 START_S = 20.0
 
 
@@ -64,9 +66,4 @@ class Xvfb:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(START_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, START_S)

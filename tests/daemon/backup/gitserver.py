@@ -23,6 +23,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ...processes import stop
+
 DEADLINE_S = 10.0
 
 
@@ -342,13 +344,7 @@ class GitDaemon:
         return f"git://127.0.0.1:{self.port}/{repo}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, DEADLINE_S)
 
     def __enter__(self) -> GitDaemon:
         return self
