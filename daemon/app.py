@@ -62,6 +62,7 @@ from .protocol import (
     WatchRoot,
     WhyResponse,
 )
+from .run_log_tail import from_line_start, log_file_size, tail_start
 from .searching import SearchService, SearchUnavailable
 from .server import ApiError, create_api
 from .store import Root, Store, StoreError
@@ -119,6 +120,7 @@ class Daemon:
                 nice=config.embedder.nice,
             )
             self.embedding = EmbeddingService(self.store, embedder, paths.vectors_file, self.events)
+            self.embedding.paused = self.indexer.paused
         self.embedder = embedder
         self.searcher = SearchService(
             self.store,
@@ -296,6 +298,8 @@ class Daemon:
             embedder_loaded=bool(self.embedder and self.embedder.is_loaded()),
             rss_bytes=psutil.Process().memory_info().rss,
             model=self.config.embedder.model if self.embedder else "",
+            indexing_paused=self.indexer.paused,
+            held_changes=self.indexer.held_changes(),
         )
 
     def shutdown(self) -> None:
@@ -346,6 +350,8 @@ class Daemon:
         return True
 
     def index(self, req: IndexRequest) -> IndexJob:
+        if self.indexer.paused:
+            raise ApiError(409, "indexing is paused; `labmind resume --indexing` starts it again")
         if req.rebuild:
             job = self.indexer.rebuild()
             return IndexJob(job_id=job, roots=[r.path for r in self.store.roots()])
@@ -385,7 +391,15 @@ class Daemon:
             embedder_enabled=self.embedding is not None,
             links_pending=self.linking.pending(),
             last_error=error,
+            paused=self.indexer.paused,
+            held_changes=self.indexer.held_changes(),
         )
+
+    def index_pause(self, paused: bool) -> None:
+        """Hold (or resume) indexing and embedding; remembered across restarts."""
+        if self.embedding is not None:
+            self.embedding.set_paused(paused)
+        self.indexer.set_paused(paused)
 
     def search(self, req: SearchRequest) -> SearchResponse:
         if req.kind == "lesson":
@@ -445,8 +459,12 @@ class Daemon:
     def exp_run(self, run_id: str) -> RunDetail:
         return self.experiments.detail(run_id)
 
-    def exp_log(self, run_id: str, offset: int) -> LogChunk:
-        return self.experiments.log(run_id, offset)
+    def exp_log(self, run_id: str, offset: int, tail: int | None = None) -> LogChunk:
+        if tail is None:
+            return self.experiments.log(run_id, offset)
+        run = self.experiments.find(run_id)
+        start = tail_start(log_file_size(run.run_dir), tail)
+        return from_line_start(self.experiments.log(run_id, start), start)
 
     def exp_action(self, run_id: str, action: str) -> RunInfo:
         return self.experiments.act(run_id, action)

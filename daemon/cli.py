@@ -24,6 +24,7 @@ from .cli_hotkey import hotkey_app
 from .cli_lessons import lessons_app, suggest_command
 from .cli_mcp import mcp_command
 from .cli_outliers import outliers_command
+from .cli_pause import pause_command, resume_command
 from .cli_service import service_app
 from .cli_session import (
     NO_AUTOSTART_ENV,
@@ -129,6 +130,8 @@ app.command("suggest")(suggest_command)
 app.command("mcp")(mcp_command)
 app.command("gui")(run_gui)
 app.command("popup")(popup_command)
+app.command("pause")(pause_command)
+app.command("resume")(resume_command)
 
 
 @app.callback()
@@ -264,6 +267,8 @@ def _wait_for_index(client: DaemonClient, job_id: int) -> IndexProgress:
         while True:
             state = client.progress()
             view.update(state)
+            if state.paused:
+                raise CliError("indexing was paused; `labmind resume --indexing` goes on with it")
             vectors_done = not state.embedder_enabled or state.embedded >= state.embed_total
             if state.jobs_done >= job_id and vectors_done and state.links_pending == 0:
                 return state

@@ -100,13 +100,19 @@ def status_table(info: StatusInfo) -> Table:
         ("chunks", str(info.chunks)),
         ("chats", f"{info.conversations} conversations"),
         ("vectors", f"{info.embedded}/{info.embed_total} embedded"),
-        ("indexing", "yes" if info.indexing else "no"),
+        ("indexing", _indexing_state(info)),
         ("model", f"{info.model} ({'loaded' if info.embedder_loaded else 'not loaded'})"),
         ("memory", size(info.rss_bytes)),
     ]
     for name, value in rows:
         table.add_row(name, Text(value))
     return table
+
+
+def _indexing_state(info: StatusInfo) -> str:
+    if info.indexing_paused:
+        return f"indexing paused, {info.held_changes} changes waiting (`labmind resume`)"
+    return "yes" if info.indexing else "no"
 
 
 def watch_table(roots: Iterable[WatchRoot]) -> Table:

@@ -142,6 +142,9 @@ class DaemonClient:
     def progress(self) -> IndexProgress:
         return self._model(IndexProgress, "GET", "/index/progress")
 
+    def index_pause(self, paused: bool) -> Ack:
+        return self._model(Ack, "POST", "/index/pause" if paused else "/index/resume")
+
     def search(self, request: SearchRequest) -> SearchResponse:
         return self._model(SearchResponse, "POST", "/search", body=request)
 
@@ -211,9 +214,12 @@ class DaemonClient:
     def exp_run(self, run_id: str) -> RunDetail:
         return self._model(RunDetail, "GET", f"/exp/runs/{quote(run_id, safe='')}")
 
-    def exp_log(self, run_id: str, offset: int = 0) -> LogChunk:
+    def exp_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> LogChunk:
+        """The log from byte ``offset`` on, or (``tail``) its last bytes from a line start;
+        either way ``offset`` in the answer is where to read on from."""
         url = f"/exp/runs/{quote(run_id, safe='')}/log"
-        return self._model(LogChunk, "GET", url, params={"offset": str(offset)})
+        params = {"offset": str(offset)} if tail is None else {"tail": str(tail)}
+        return self._model(LogChunk, "GET", url, params=params)
 
     def exp_action(self, run_id: str, action: str) -> RunInfo:
         return self._model(RunInfo, "POST", f"/exp/runs/{quote(run_id, safe='')}/{action}")

@@ -47,6 +47,8 @@ class EmbeddingService:
         self.batch = batch
         self.vectors: VectorIndex | None = None
         self.last_error: str | None = None
+        self.paused = False
+        """While paused nothing is embedded (a batch under way is finished)."""
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
@@ -98,6 +100,11 @@ class EmbeddingService:
         self._thread = threading.Thread(target=self._run, name="labmind-embedder", daemon=True)
         self._thread.start()
 
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if not paused:
+            self.kick()
+
     def kick(self) -> None:
         """New chunks were committed: look for work."""
         self._idle.clear()
@@ -132,6 +139,9 @@ class EmbeddingService:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            if self.paused:
+                self.save()
+                return
             try:
                 done = self._step()
             except EmbedderError as exc:

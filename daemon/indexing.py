@@ -10,6 +10,11 @@ Imported conversations go through the same thread and the same order; their chun
 carry the path ``chat:<id>`` in Tantivy, so a newer version replaces the old one whole,
 and the links of their code blocks to code are written in the same SQLite transaction.
 Code chunks of files are fingerprinted and linked behind, by the provenance service.
+
+Indexing can be paused (remembered in the store across restarts): the watcher's changes,
+scans and the start-up reconciliation are then held (`held_changes.py`) instead of read,
+a scan under way stops after the file in hand, and resuming queues what was held.
+Conversations are still written.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .chat_chunks import chat_path
 from .chat_store import ChatStore, ConversationUpdate
 from .config import IndexConfig
 from .events import EventBus
+from .held_changes import HeldChanges, Replay
 from .preparing import (
     FILES_PER_TASK,
     FileJob,
@@ -48,6 +54,7 @@ log = logging.getLogger("labmind.indexing")
 BATCH_FILES = 200
 POOL_MIN_FILES = 64
 """Scans of fewer files are prepared in the daemon: a worker pool would cost more."""
+PAUSED_KEY = "index.paused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,8 @@ class IndexService:
         self._rules: dict[str, IgnoreRules] = {}
         self._private = tuple(str(p).rstrip("/") + "/" for p in private_dirs)
         self._job_errors: dict[int, str] = {}
+        self.paused = store.get_meta(PAUSED_KEY) == "1"
+        self._held = HeldChanges()
 
     # -- public, any thread -------------------------------------------------------------------
 
@@ -197,7 +206,59 @@ class IndexService:
             return self._job_done.wait_for(lambda: self.progress.jobs_done >= job_id, timeout)
 
     def forget_root(self, root: str) -> None:
+        with self._lock:
+            self._held.forget_root(root)
         self._queue.put(_Forget(root))
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause (hold every file change until resumed) or resume, queueing what was held."""
+        watched = [r.path for r in self.store.roots()]
+        with self._lock:
+            self.paused = paused
+            replay = Replay() if paused else self._held.take(watched)
+        self.store.set_meta(PAUSED_KEY, "1" if paused else "0")
+        self._replay(replay)
+        self.events.publish({"type": "index_paused", "paused": paused})
+        self._publish_progress()
+
+    def held_changes(self) -> int:
+        """How many paths and roots wait for indexing to resume."""
+        with self._lock:
+            return len(self._held)
+
+    def _replay(self, replay: Replay) -> None:
+        if replay.roots:
+            self.scan(replay.roots)
+        if replay.files:
+            self.files_changed(replay.files, ())
+        if replay.folders:
+            self.folders_changed(replay.folders)
+
+    def _defer(
+        self, files: Iterable[Path] = (), folders: Iterable[Path] = (), roots: Iterable[str] = ()
+    ) -> None:
+        """Work stopped by a pause: hold it, or queue it again if indexing resumed meanwhile."""
+        replay = Replay(tuple(roots), frozenset(files), frozenset(folders))
+        with self._lock:
+            if self.paused:
+                self._held.add(replay.files, replay.folders, replay.roots)
+                return
+        self._replay(replay)
+
+    def _hold(self, task: _Task) -> bool:
+        """While paused, keep a file task for later instead of doing it; whether it was kept."""
+        with self._lock:
+            if not self.paused:
+                return False
+            if isinstance(task, _Scan):
+                self._held.add(roots=task.roots)
+            elif isinstance(task, _Paths):
+                self._held.add(files=task.changed | task.deleted, folders=task.deleted_dirs)
+            elif isinstance(task, _Folders):
+                self._held.add(folders=task.folders)
+            else:
+                return False
+            return True
 
     def rules_for(self, root: str) -> IgnoreRules:
         rules = self._rules.get(root)
@@ -226,7 +287,8 @@ class IndexService:
             if task is None:
                 return
             try:
-                self._handle(task)
+                if not self._hold(task):
+                    self._handle(task)
             except Exception as exc:  # the thread must outlive any one bad task
                 log.exception("indexing task failed")
                 self.progress.last_error = f"{type(exc).__name__}: {exc}"
@@ -294,14 +356,21 @@ class IndexService:
     def _scan(self, roots: tuple[str, ...]) -> None:
         self.progress.scanning = True
         self._publish_progress()
-        for path in roots:
+        for i, path in enumerate(roots):
+            if self.paused:
+                self._defer(roots=roots[i:])
+                return
             root = self.store.root(path)
             if root is not None:
                 self._scan_root(root)
 
     def _scan_folders(self, folders: frozenset[Path]) -> None:
         roots = self.store.roots()
-        for folder in sorted(folders):
+        ordered = sorted(folders)
+        for i, folder in enumerate(ordered):
+            if self.paused:
+                self._defer(folders=ordered[i:])
+                return
             root = _owner(roots, folder)
             if root is None or self.is_private(folder):
                 continue
@@ -334,6 +403,12 @@ class IndexService:
 
         paths = iter_files(top, rules, skipped) if top.is_dir() else iter(())
         for path in paths:
+            if self.paused:
+                if str(top) == root.path:
+                    self._defer(roots=[root.path])
+                else:
+                    self._defer(folders=[top])
+                return
             if self.is_private(path):
                 continue
             key = str(path)
@@ -370,10 +445,15 @@ class IndexService:
         workers = self._workers(len(jobs))
         if workers:
             with PreparePool(workers) as pool:
-                pending = self._take_all(root, pool.prepare(jobs), pending, known)
+                pending, taken = self._take_all(root, pool.prepare(jobs), pending, known)
         else:
-            pending = self._take_all(root, map(prepare, jobs), pending, known)
+            pending, taken = self._take_all(root, map(prepare, jobs), pending, known)
         self._commit(pending)
+        if taken < len(paths):
+            with self._lock:
+                left = len(paths) - taken
+                self.progress.pending_files = max(0, self.progress.pending_files - left)
+            self._defer(files=paths[taken:])
 
     def _workers(self, files: int) -> int:
         """Worker processes for preparing this many files (0: prepare them here)."""
@@ -387,18 +467,24 @@ class IndexService:
         results: Iterable[Prepared | None],
         pending: _Pending,
         known: Mapping[str, FileState],
-    ) -> _Pending:
-        """Fold prepared files into batches, committing every :data:`BATCH_FILES`."""
+    ) -> tuple[_Pending, int]:
+        """Fold prepared files into batches, committing every :data:`BATCH_FILES`; stops
+        early when indexing is paused. Returns what is left to commit and how many of
+        ``results`` were taken."""
+        taken = 0
         for result in results:
             if result is not None:
                 self._take(root, result, pending, known)
+            taken += 1
             with self._lock:
                 self.progress.processed_files += 1
                 self.progress.pending_files = max(0, self.progress.pending_files - 1)
             if len(pending.updates) + len(pending.deletions) >= BATCH_FILES:
                 self._commit(pending)
                 pending = _Pending()
-        return pending
+            if self.paused:
+                break
+        return pending, taken
 
     def _take(
         self,
@@ -524,6 +610,7 @@ class IndexService:
                 "pending_files": p.pending_files,
                 "processed_files": p.processed_files,
                 "jobs_done": p.jobs_done,
+                "paused": self.paused,
                 "time_ns": time.monotonic_ns(),
             }
         )

@@ -49,7 +49,8 @@ _SOURCE_SUFFIXES: Final = (".py", ".ipynb", ".pyw")
 _FAILED_EVENTS: Final = frozenset({"failed", "retrying", "asking", "needs_approval"})
 
 Refiner = Callable[[str, list[Episode], list[Turn]], list[Episode]]
-"""An optional second opinion on what a conversation's mining found (the LLM pass)."""
+"""An optional second opinion on what a conversation's mining found (the LLM pass); one
+is asked for per mining pass, so it may remember within a pass that its endpoint failed."""
 
 
 class Publisher(Protocol):
@@ -164,6 +165,7 @@ class LessonService:
 
     def mine_chats(self) -> int:
         found = 0
+        refine = self.refiner()
         while not self._stop.is_set():
             pending = self.records.pending_chats()
             if not pending:
@@ -175,8 +177,7 @@ class LessonService:
                     if m.on_path and m.role in ("user", "assistant", "tool")
                 ]
                 episodes = mine_conversation(chat.id, chat.title, turns)
-                refine = self.refiner() if episodes else None
-                if refine is not None:
+                if refine is not None and episodes:
                     episodes = refine(chat.title, episodes, turns)
                 self.records.record(f"chat:{chat.id}", chat.updated, episodes)
                 found += len(episodes)

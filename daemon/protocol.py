@@ -12,6 +12,8 @@ POST        /watch              WatchRequest          WatchRoot
 DELETE      /watch              ?path=                Ack
 POST        /index              IndexRequest          IndexJob
 GET         /index/progress                           IndexProgress
+POST        /index/pause                              Ack
+POST        /index/resume                             Ack
 POST        /search             SearchRequest         SearchResponse
 GET         /skipped            ?root=                list[SkippedFile]
 POST        /chats/import       ImportRequest         ImportStatus
@@ -28,7 +30,7 @@ POST        /backup/resume                            Ack
 POST        /exp/submit         SubmitRequest         SubmitResult
 GET         /exp/runs           ?sweep=               list[RunInfo]
 GET         /exp/runs/{id}                            RunDetail (id or unique prefix)
-GET         /exp/runs/{id}/log  ?offset=              LogChunk
+GET         /exp/runs/{id}/log  ?offset= or ?tail=    LogChunk
 POST        /exp/runs/{id}/cancel                     RunInfo
 POST        /exp/runs/{id}/retry                      RunInfo
 POST        /exp/runs/{id}/approve                    RunInfo
@@ -80,6 +82,9 @@ class StatusInfo(BaseModel):
     embedder_loaded: bool
     rss_bytes: int
     model: str
+    indexing_paused: bool = False
+    held_changes: int = 0
+    """Changes seen while indexing is paused, indexed when it resumes."""
 
 
 class WatchRequest(BaseModel):
@@ -117,6 +122,8 @@ class IndexProgress(BaseModel):
     embedder_enabled: bool
     links_pending: int = 0
     last_error: str | None = None
+    paused: bool = False
+    held_changes: int = 0
 
 
 class SearchRequest(BaseModel):

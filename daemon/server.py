@@ -48,6 +48,8 @@ from .protocol import (
 )
 
 KEEPALIVE_S = 15.0
+MAX_LOG_TAIL = 65_536
+"""The most a ``?tail=`` read returns (one chunk of the log)."""
 
 
 class ApiError(Exception):
@@ -71,6 +73,7 @@ class Backend(Protocol):
     def watch_remove(self, path: str) -> bool: ...
     def index(self, req: IndexRequest) -> IndexJob: ...
     def progress(self) -> IndexProgress: ...
+    def index_pause(self, paused: bool) -> None: ...
     def search(self, req: SearchRequest) -> SearchResponse: ...
     def skipped(self, root: str | None) -> list[SkippedFile]: ...
     def reload_config(self) -> None: ...
@@ -89,7 +92,7 @@ class Backend(Protocol):
     def exp_submit(self, spec: str) -> SubmitResult: ...
     def exp_runs(self, sweep: str | None) -> list[RunInfo]: ...
     def exp_run(self, run_id: str) -> RunDetail: ...
-    def exp_log(self, run_id: str, offset: int) -> LogChunk: ...
+    def exp_log(self, run_id: str, offset: int, tail: int | None = None) -> LogChunk: ...
     def exp_action(self, run_id: str, action: str) -> RunInfo: ...
     def exp_pause(self, paused: bool) -> None: ...
     def exp_outliers(self, run_id: str, limit: int | None, reason: str | None) -> RunOutliers: ...
@@ -140,6 +143,19 @@ def create_api(backend: Backend) -> FastAPI:
     @api.get("/index/progress")
     def progress() -> IndexProgress:
         return backend.progress()
+
+    @api.post("/index/pause")
+    def index_pause() -> Ack:
+        backend.index_pause(True)
+        return Ack(
+            message="indexing paused: changes are noted and indexed after "
+            "`labmind resume --indexing`"
+        )
+
+    @api.post("/index/resume")
+    def index_resume() -> Ack:
+        backend.index_pause(False)
+        return Ack(message="indexing resumed: what changed meanwhile is being indexed")
 
     @api.post("/search")
     def search(req: SearchRequest) -> SearchResponse:
@@ -225,10 +241,12 @@ def create_api(backend: Backend) -> FastAPI:
         return backend.exp_run(run_id)
 
     @api.get("/exp/runs/{run_id}/log")
-    def exp_log(run_id: str, offset: int = 0) -> LogChunk:
+    def exp_log(run_id: str, offset: int = 0, tail: int | None = None) -> LogChunk:
         if offset < 0:
             raise ApiError(400, "offset must be ≥ 0")
-        return backend.exp_log(run_id, offset)
+        if tail is not None and not 1 <= tail <= MAX_LOG_TAIL:
+            raise ApiError(400, f"tail must be 1…{MAX_LOG_TAIL} bytes")
+        return backend.exp_log(run_id, offset, tail)
 
     @api.get("/exp/runs/{run_id}/outliers")
     def exp_outliers(

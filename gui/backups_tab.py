@@ -1,16 +1,13 @@
-"""Dashboard tab: backup status per folder, files held back, Back up now and Restore."""
+"""Dashboard tab: backup status per folder, files held back, Back up now and Restore (a
+picker of the folder's snapshots, see restore_dialog.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QListWidget,
     QPushButton,
@@ -20,50 +17,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labmind.daemon.protocol import BackupOutcome, BackupStatus, RestoreRequest, RestoreResult
+from labmind.daemon.protocol import BackupOutcome, BackupStatus, RestoreResult
 
 from .daemon_api import DaemonApi
 from .empty_state import EmptyState
+from .restore_dialog import RestoreDialog
 from .tasks import TaskRunner
 from .time_text import ago
 
 EMPTY = "No backed-up folders yet — labmind watch add PATH (every watched folder is backed up)"
 COLUMNS = ("Folder", "Branch", "Last backup", "Changed", "Unpushed", "Push", "Problem")
 
-AskRestore = Callable[[str], RestoreRequest | None]
-"""Asks the user which snapshot of a folder to restore and where to; none: cancelled."""
-
-
-def ask_restore_dialog(parent: QWidget) -> AskRestore:
-    def ask(path: str) -> RestoreRequest | None:
-        at, ok = QInputDialog.getText(
-            parent, "Restore", f"Snapshot of {path} to restore (commit, or 2h / 3d / a date):"
-        )
-        if not ok or not at.strip():
-            return None
-        target = QFileDialog.getExistingDirectory(parent, "Restore into (a new folder)")
-        if not target:
-            return None
-        name = f"{Path(path).name}-restored"
-        return RestoreRequest(path=path, at=at.strip(), to=str(Path(target) / name))
-
-    return ask
-
 
 class BackupsTab(QWidget):
-    def __init__(
-        self,
-        api: DaemonApi,
-        runner: TaskRunner,
-        parent: QWidget | None = None,
-        *,
-        ask_restore: AskRestore | None = None,
-    ) -> None:
+    def __init__(self, api: DaemonApi, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._api = api
         self._runner = runner
-        self._ask_restore = ask_restore or ask_restore_dialog(self)
         self.status: BackupStatus | None = None
+        self.restore_dialog: RestoreDialog | None = None
         self.state = QLabel("", self)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -110,18 +82,26 @@ class BackupsTab(QWidget):
         self.message.setText(f"backing up {path or 'every folder'}…")
         self._runner.submit(partial(self._api.backup_now, path), self._backed_up, self._failed)
 
-    def restore(self) -> None:
+    def restore(self) -> RestoreDialog | None:
+        """Open the snapshot picker for the selected folder (non-blocking)."""
         path = self.selected_path()
         if path is None:
             self.message.setText("pick a folder to restore")
-            return
-        request = self._ask_restore(path)
-        if request is None:
-            return
-        self.message.setText(f"restoring {path} at {request.at}…")
-        self._runner.submit(
-            partial(self._api.backup_restore, request), self._restored, self._failed
-        )
+            return None
+        if self.restore_dialog is not None:
+            self.restore_dialog.close()
+        dialog = RestoreDialog(self._api, self._runner, path, self)
+        dialog.restored.connect(self._restored)
+        dialog.finished.connect(lambda _code: self._dialog_closed(dialog))
+        self.restore_dialog = dialog
+        dialog.open()
+        dialog.load()
+        return dialog
+
+    def _dialog_closed(self, dialog: RestoreDialog) -> None:
+        if self.restore_dialog is dialog:
+            self.restore_dialog = None
+        dialog.deleteLater()
 
     def _backed_up(self, outcomes: list[BackupOutcome]) -> None:
         made = sum(1 for o in outcomes if o.created)

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from labmind.daemon.protocol import Event
 
-from .backups_tab import AskRestore, BackupsTab
+from .backups_tab import BackupsTab
 from .daemon_api import DaemonApi
 from .experiments_tab import ExperimentsTab
 from .indexing_tab import IndexingTab
@@ -21,6 +21,7 @@ EVENT_TABS = {
     "backup": ("backups",),
     "backup_paused": ("backups",),
     "progress": ("indexing",),
+    "index_paused": ("indexing",),
     "embedded": ("indexing",),
     "indexed": ("indexing",),
     "watch": ("indexing", "backups"),
@@ -29,13 +30,7 @@ REFRESH_MS = 400
 
 
 class Dashboard(QWidget):
-    def __init__(
-        self,
-        api: DaemonApi,
-        runner: TaskRunner,
-        *,
-        ask_restore: AskRestore | None = None,
-    ) -> None:
+    def __init__(self, api: DaemonApi, runner: TaskRunner) -> None:
         super().__init__(None)
         self.setWindowTitle("labmind")
         self.resize(1100, 700)
@@ -44,7 +39,7 @@ class Dashboard(QWidget):
         self.banner.hide()
         self.experiments = ExperimentsTab(api, runner, self)
         self.outliers = OutliersTab(api, runner, self)
-        self.backups = BackupsTab(api, runner, self, ask_restore=ask_restore)
+        self.backups = BackupsTab(api, runner, self)
         self.indexing = IndexingTab(api, runner, self)
         self.settings = SettingsTab(api, runner, self)
         self.tabs = QTabWidget(self)

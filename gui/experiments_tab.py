@@ -1,5 +1,5 @@
-"""Dashboard tab: experiment runs, with params, latest metrics, a plot, the log, and
-approve / retry / cancel."""
+"""Dashboard tab: experiment runs, with params, latest metrics, a plot, the log (followed
+live while the run runs, see log_follow.py), and approve / retry / cancel."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from labmind.daemon.protocol import RunDetail, RunInfo
 
 from .daemon_api import DaemonApi
 from .empty_state import EmptyState
+from .log_follow import LogFollower
 from .metrics_plot import MetricsPlot
 from .tasks import TaskRunner
 
@@ -74,6 +75,7 @@ class ExperimentsTab(QWidget):
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
         self.log.setFont(QFont("monospace"))
+        self.follower = LogFollower(api, runner, self.log, self)
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
         for action in ACTIONS:
@@ -153,6 +155,7 @@ class ExperimentsTab(QWidget):
         self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
         if not self.runs:
+            self.follower.stop()
             return
         rows = [i for i, run in enumerate(self.runs) if keep and run.id.startswith(keep)]
         target = rows[0] if rows else 0
@@ -165,6 +168,7 @@ class ExperimentsTab(QWidget):
             self.buttons[action].setEnabled(run is not None and run.status in statuses)
         if run is None:
             return
+        self.follower.show(run)
         self._runner.submit(partial(self._api.exp_run, run.id), self._detail_loaded, self._failed)
 
     def _detail_loaded(self, detail: RunDetail) -> None:
@@ -186,5 +190,3 @@ class ExperimentsTab(QWidget):
             lines.append(html.escape(f"proposal: {json.dumps(detail.proposal)}"))
         self.summary.setText("<br>".join(lines))
         self.plot.set_metrics(detail.metrics)
-        self.log.setPlainText(detail.log_tail or "(no output yet)")
-        self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())

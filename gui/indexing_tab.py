@@ -1,10 +1,19 @@
-"""Dashboard tab: what the daemon has indexed and what it is doing now."""
+"""Dashboard tab: what the daemon has indexed and what it is doing now; pause and resume
+indexing."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFormLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from labmind.daemon.protocol import IndexProgress, StatusInfo
+from labmind.daemon.protocol import Ack, IndexProgress, StatusInfo
 
 from .daemon_api import DaemonApi
 from .tasks import TaskRunner
@@ -23,6 +32,8 @@ FIELDS = (
     ("daemon", "Daemon"),
 )
 EMPTY_HINT = "Nothing indexed yet — labmind watch add PATH, or labmind import EXPORT.zip"
+PAUSE = "Pause indexing"
+RESUME = "Resume indexing"
 
 
 class IndexingTab(QWidget):
@@ -31,6 +42,7 @@ class IndexingTab(QWidget):
         self._api = api
         self._runner = runner
         self.values: dict[str, QLabel] = {}
+        self.paused: bool | None = None
         form = QFormLayout()
         for key, label in FIELDS:
             value = QLabel("—", self)
@@ -41,8 +53,14 @@ class IndexingTab(QWidget):
         self.bar.setRange(0, 1000)
         self.hint = QLabel("", self)
         self.hint.setStyleSheet("color: #6b7280; font-size: 14px;")
+        self.pause_button = QPushButton(PAUSE, self)
+        self.pause_button.setEnabled(False)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        top = QHBoxLayout()
+        top.addWidget(self.hint, 1)
+        top.addWidget(self.pause_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.hint)
+        layout.addLayout(top)
         layout.addLayout(form)
         layout.addWidget(self.bar)
         layout.addStretch(1)
@@ -53,6 +71,23 @@ class IndexingTab(QWidget):
 
     def text(self, key: str) -> str:
         return self.values[key].text()
+
+    def toggle_pause(self) -> None:
+        """Pause indexing, or resume it (what changed meanwhile is indexed then)."""
+        if self.paused is None:
+            return
+        paused = not self.paused
+        self.pause_button.setEnabled(False)
+        self._runner.submit(
+            lambda: self._api.index_pause(paused), self._paused_changed, self._pause_failed
+        )
+
+    def _paused_changed(self, _ack: Ack) -> None:
+        self.refresh()
+
+    def _pause_failed(self, error: Exception) -> None:
+        self._failed(error)
+        self.refresh()
 
     def _failed(self, error: Exception) -> None:
         self.values["error"].setText(str(error))
@@ -76,7 +111,13 @@ class IndexingTab(QWidget):
         v = self.values
         busy = progress.scanning or progress.pending_files > 0
         embedding = progress.embedder_enabled and progress.embedded < progress.embed_total
-        v["state"].setText("indexing" if busy else "embedding" if embedding else "idle")
+        if progress.paused:
+            v["state"].setText(f"paused — {progress.held_changes} change(s) wait for resume")
+        else:
+            v["state"].setText("indexing" if busy else "embedding" if embedding else "idle")
+        self.paused = progress.paused
+        self.pause_button.setText(RESUME if progress.paused else PAUSE)
+        self.pause_button.setEnabled(True)
         v["pending"].setText(str(progress.pending_files))
         v["links"].setText(str(progress.links_pending))
         v["error"].setText(progress.last_error or "—")

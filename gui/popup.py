@@ -1,5 +1,10 @@
 """The search popup: frameless and centred, created hidden at start-up so that showing
-it is instant; keyboard-only (Up/Down, Enter, Esc, Tab through the kind filters)."""
+it is instant; keyboard-only (Up/Down, Enter, Esc, Tab through the kind filters).
+
+The last entry of the filter row, Suggest (Tab to it, or Ctrl+S from anywhere), turns
+the query into a task: the popup shows the preamble `labmind suggest` prints, with the
+lessons, code and chats it was made from listed as results; Enter or Ctrl+C copies the
+whole preamble, Enter on a piece of code or a chat opens it as a search result would."""
 
 from __future__ import annotations
 
@@ -25,12 +30,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labmind.daemon.protocol import Kind, SearchHit, SearchResponse
+from labmind.daemon.protocol import Kind, SearchHit, SearchResponse, Suggestion
 
 from .daemon_api import DaemonApi
 from .editor import Launcher, editor_command
+from .empty_state import EmptyState
 from .preview import PreviewPane
 from .search_session import SearchSession
+from .suggest_parts import SuggestPart, part_counts, suggestion_parts
 from .tasks import TaskRunner
 
 FILTERS: tuple[tuple[str, Kind | None], ...] = (
@@ -38,6 +45,21 @@ FILTERS: tuple[tuple[str, Kind | None], ...] = (
     ("Code", "code"),
     ("Chat", "chat"),
     ("Run", "run"),
+)
+SUGGEST = len(FILTERS)
+"""The id of the Suggest entry, after the kind filters."""
+MODES = len(FILTERS) + 1
+SEARCH_PLACEHOLDER = "Search code, chats and runs…"
+SUGGEST_PLACEHOLDER = "Describe a task to brief your assistant on…"
+SEARCH_HINT = "↑↓ move · Enter open · Tab filter · Ctrl+S suggest · Ctrl+C copy · Esc close"
+SUGGEST_HINT = (
+    "↑↓ parts · Enter copy preamble (or open code, chat) · Ctrl+C copy preamble · "
+    "Ctrl+S search · Esc close"
+)
+SUGGEST_INTRO = (
+    "Describe the task you are about to give a chat assistant.\n\n"
+    "labmind gathers the lessons, code and chats that bear on it into a preamble "
+    "to paste above your prompt."
 )
 HIT_ROLE = Qt.ItemDataRole.UserRole
 STYLE = """
@@ -96,11 +118,14 @@ class SearchPopup(QWidget):
         self._open_chat = open_chat
         self._open_run = open_run
         self._hits: list[SearchHit] = []
+        self._suggestion: Suggestion | None = None
+        self._parts: list[SuggestPart] = []
+        self._search_filter = 0
         extra = {} if debounce_ms is None else {"debounce_ms": debounce_ms}
         self.session = SearchSession(api, runner, self, **extra)
 
         self.query = QLineEdit(self)
-        self.query.setPlaceholderText("Search code, chats and runs…")
+        self.query.setPlaceholderText(SEARCH_PLACEHOLDER)
         self.query.setClearButtonEnabled(True)
         self.filters = QButtonGroup(self)
         self.filters.setExclusive(True)
@@ -111,6 +136,13 @@ class SearchPopup(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             self.filters.addButton(button, index)
             filter_row.addWidget(button)
+        filter_row.addSpacing(12)
+        suggest = QPushButton("Suggest", self)
+        suggest.setCheckable(True)
+        suggest.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        suggest.setToolTip("A preamble for a chat assistant: lessons, your code, related chats")
+        self.filters.addButton(suggest, SUGGEST)
+        filter_row.addWidget(suggest)
         cast(QPushButton, self.filters.button(0)).setChecked(True)
         filter_row.addStretch(1)
         self.status = QLabel("", self)
@@ -122,20 +154,22 @@ class SearchPopup(QWidget):
         self.results.setUniformItemSizes(True)
         self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.results_panel = EmptyState(self.results, SUGGEST_INTRO, self)
+        self.results_panel.set_empty(False)
         self.preview = PreviewPane(api, runner, self)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        splitter.addWidget(self.results)
+        splitter.addWidget(self.results_panel)
         splitter.addWidget(self.preview)
         splitter.setSizes([360, 540])
-        hint = QLabel("↑↓ move · Enter open · Tab filter · Ctrl+C copy · Esc close", self)
-        hint.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.hint = QLabel(SEARCH_HINT, self)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignRight)
 
         frame = QFrame(self)
         inner = QVBoxLayout(frame)
         inner.addWidget(self.query)
         inner.addLayout(filter_row)
         inner.addWidget(splitter, 1)
-        inner.addWidget(hint)
+        inner.addWidget(self.hint)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(frame)
@@ -146,6 +180,7 @@ class SearchPopup(QWidget):
         self.results.currentRowChanged.connect(self._row_changed)
         self.results.itemActivated.connect(lambda _item: self.open_current())
         self.session.answered.connect(self._answered)
+        self.session.suggested.connect(self._suggested)
         self.session.failed.connect(self._failed)
         self.session.cleared.connect(self._cleared)
         self._offline = ""
@@ -205,8 +240,13 @@ class SearchPopup(QWidget):
             self.cycle_filter(1)
         elif key == Qt.Key.Key_Backtab:
             self.cycle_filter(-1)
+        elif key == Qt.Key.Key_S and event.modifiers() == Qt.KeyboardModifier.ControlModifier:
+            self.set_suggesting(not self.suggesting())
         elif event.matches(QKeySequence.StandardKey.Copy) and not self.query.hasSelectedText():
-            self.copy_snippet()
+            if self.suggesting():
+                self.copy_preamble()
+            else:
+                self.copy_snippet()
         else:
             return False
         return True
@@ -223,13 +263,24 @@ class SearchPopup(QWidget):
         self.results.setCurrentRow(row)
 
     def cycle_filter(self, step: int) -> None:
-        current = self.filters.checkedId()
-        index = (current + step) % len(FILTERS)
-        cast(QPushButton, self.filters.button(index)).setChecked(True)
-        self._filter_clicked(index)
+        """The next kind filter, then Suggest, then round again."""
+        self._select((self.filters.checkedId() + step) % MODES)
+
+    def set_suggesting(self, suggesting: bool) -> None:
+        """Suggest mode on, or back to the kind filter used before it."""
+        self._select(SUGGEST if suggesting else self._search_filter)
+
+    def suggesting(self) -> bool:
+        return self.filters.checkedId() == SUGGEST
 
     def kind(self) -> Kind | None:
-        return FILTERS[max(0, self.filters.checkedId())][1]
+        """The kind filter of search (none while suggesting)."""
+        checked = self.filters.checkedId()
+        return FILTERS[checked][1] if 0 <= checked < len(FILTERS) else None
+
+    def _select(self, index: int) -> None:
+        cast(QPushButton, self.filters.button(index)).setChecked(True)
+        self._filter_clicked(index)
 
     # -- results -------------------------------------------------------------------------
 
@@ -241,14 +292,36 @@ class SearchPopup(QWidget):
         row = self.results.currentRow()
         return self._hits[row] if 0 <= row < len(self._hits) else None
 
+    @property
+    def suggestion(self) -> Suggestion | None:
+        return self._suggestion
+
+    @property
+    def parts(self) -> list[SuggestPart]:
+        return list(self._parts)
+
+    def current_part(self) -> SuggestPart | None:
+        row = self.results.currentRow()
+        return self._parts[row] if 0 <= row < len(self._parts) else None
+
     def open_current(self) -> None:
+        if self.suggesting():
+            part = self.current_part()
+            if part is not None and part.hit is not None:
+                self._open_hit(part.hit)
+            else:
+                self.copy_preamble()
+            return
         hit = self.current_hit()
         if hit is None:
             return
+        self._open_hit(hit)
+
+    def _open_hit(self, hit: SearchHit) -> None:
         chat_id = chat_id_of(hit)
         if chat_id is not None:
             if self._open_chat is not None:
-                self._open_chat(chat_id, hit.start_line)
+                self._open_chat(chat_id, hit.start_line or None)
         elif hit.kind == "run" and hit.run_id and self._open_run is not None:
             self._open_run(hit.run_id)
         else:
@@ -262,8 +335,30 @@ class SearchPopup(QWidget):
             QApplication.clipboard().setText(text)
             self.status.setText("copied")
 
+    def copy_preamble(self) -> None:
+        """The whole preamble to the clipboard, and a word that it is there."""
+        if self._suggestion is None:
+            return
+        text = self._suggestion.preamble
+        QApplication.clipboard().setText(text)
+        lines = len(text.splitlines())
+        self.status.setText(
+            f"preamble copied ({lines} line{'s' if lines != 1 else ''}) · "
+            "paste it above your prompt"
+        )
+
     def _filter_clicked(self, index: int) -> None:
-        self.session.set_kind(FILTERS[index][1])
+        suggesting = index == SUGGEST
+        if suggesting != self.session.suggesting:
+            self._clear_results()
+            self.query.setPlaceholderText(SUGGEST_PLACEHOLDER if suggesting else SEARCH_PLACEHOLDER)
+            self.hint.setText(SUGGEST_HINT if suggesting else SEARCH_HINT)
+            self.status.setText(self._offline)
+        if not suggesting:
+            self._search_filter = index
+            self.session.set_kind(FILTERS[index][1])
+        self.session.set_suggesting(suggesting)
+        self._show_empty_state()
 
     def _answered(self, query: str, response: SearchResponse) -> None:
         self._hits = list(response.hits)
@@ -285,16 +380,60 @@ class SearchPopup(QWidget):
             status = f"no results for “{query.strip()}”"
         self.status.setText(status)
 
+    def _suggested(self, task: str, suggestion: Suggestion) -> None:
+        self._hits = []
+        self._suggestion = suggestion
+        self._parts = suggestion_parts(suggestion)
+        self.results.clear()
+        for part in self._parts:
+            self.results.addItem(QListWidgetItem(part.label))
+        self.results.setCurrentRow(0)
+        counts = part_counts(suggestion)
+        if counts:
+            self.status.setText(f"{counts} · Enter copies the preamble")
+        else:
+            self.status.setText(f"nothing relevant to “{task.strip()}” yet")
+        self._show_empty_state()
+
     def _failed(self, message: str) -> None:
         self.status.setText(self._offline or message)
 
     def _cleared(self) -> None:
+        self._clear_results()
+        self.status.setText(self._offline)
+        self._show_empty_state()
+
+    def _clear_results(self) -> None:
         self._hits = []
+        self._suggestion = None
+        self._parts = []
         self.results.clear()
         self.preview.show_hit(None)
-        self.status.setText(self._offline)
+
+    def _show_empty_state(self) -> None:
+        """Suggest mode without a task, or with nothing relevant: say what it is for."""
+        if not self.suggesting():
+            self.results_panel.set_empty(False)
+        elif self._suggestion is None:
+            self.results_panel.set_empty(True, SUGGEST_INTRO)
+        elif len(self._parts) <= 1:
+            self.results_panel.set_empty(
+                True,
+                "Nothing in your lessons, code or chats bears on this task yet.\n\n"
+                "Lessons are learned from imported chats (labmind import) and failed runs. "
+                "Enter still copies the task as a preamble.",
+            )
+        else:
+            self.results_panel.set_empty(False)
 
     def _row_changed(self, row: int) -> None:
+        if self.suggesting():
+            part = self._parts[row] if 0 <= row < len(self._parts) else None
+            if part is None or part.hit is not None:
+                self.preview.show_hit(None if part is None else part.hit)
+            else:
+                self.preview.show_text(part.title, part.text)
+            return
         self.preview.show_hit(self._hits[row] if 0 <= row < len(self._hits) else None)
 
 

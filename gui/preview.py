@@ -100,8 +100,21 @@ class PreviewPane(QWidget):
             return ""
         return self._hit.snippet or self.code.toPlainText()
 
+    def show_text(self, title: str, text: str, note: str = "") -> None:
+        """Plain text that is no search result (a preamble, a lesson), wrapped to the pane."""
+        self._hit = None
+        self.location.setText(title)
+        self.provenance.setText(note)
+        self.highlighter.setDocument(None)
+        self.code.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.code.setPlainText(text)
+        self.code.setExtraSelections([])
+
     def show_hit(self, hit: SearchHit | None) -> None:
         self._hit = hit
+        self.code.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        if self.highlighter.document() is None:
+            self.highlighter.setDocument(self.code.document())
         if hit is None:
             self.location.setText("")
             self.provenance.setText("")

@@ -1,5 +1,5 @@
 """The tray icon and its menu: Search…, Dashboard…, Recent alerts, Experiments, Backups,
-Pause/Resume backups, Settings…, Open data folder, Quit."""
+Pause/Resume indexing and backup, Settings…, Open data folder, Quit."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from .time_text import ago
 from .tray_state import TrayMode, TrayState
 
 MENU_RUNS = 8
+PAUSE_LABEL = "Pause indexing and backup"
+RESUME_LABEL = "Resume indexing and backup"
 
 
 def display_chord(chord: str) -> str:
@@ -63,7 +65,7 @@ class Tray:
         self.alerts_menu.aboutToShow.connect(self._repaint)
         self.runs_menu = self.menu.addMenu("Experiments")
         self.backups_menu = self.menu.addMenu("Backups")
-        self.pause_action = self.menu.addAction("Pause backups", self._toggle_pause)
+        self.pause_action = self.menu.addAction(PAUSE_LABEL, self._toggle_pause)
         self.menu.addSeparator()
         self.menu.addAction("Settings…", lambda: actions.dashboard("settings", None))
         self.menu.addAction("Open data folder", actions.open_data_folder)
@@ -124,7 +126,7 @@ class Tray:
 
     def _backups_loaded(self, status: BackupStatus) -> None:
         self._backups = status
-        self.state.paused = status.paused
+        self.state.backup_paused = status.paused
         self._fill_backups()
         self._repaint()
 
@@ -190,16 +192,22 @@ class Tray:
         self._runner.submit(self._api.backup_status, self._backups_loaded, self._ignore)
 
     def _toggle_pause(self) -> None:
+        """Pause indexing and backups, or resume both when either is paused."""
         paused = not self.state.paused
-        self._runner.submit(
-            lambda: self._api.backup_pause(paused),
-            lambda _ack: self._set_paused(paused),
-            self._ignore,
-        )
+
+        def work() -> None:
+            self._api.index_pause(paused)
+            self._api.backup_pause(paused)
+
+        self._runner.submit(work, lambda _none: self._set_paused(paused), self._pause_failed)
 
     def _set_paused(self, paused: bool) -> None:
-        self.state.paused = paused
+        self.state.index_paused = paused
+        self.state.backup_paused = paused
         self._repaint()
+
+    def _pause_failed(self, _error: Exception) -> None:
+        self.refresh()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
@@ -209,7 +217,7 @@ class Tray:
         state = self.state
         self.icon.setIcon(status_icon(state.mode, state.progress))
         self.icon.setToolTip(state.tooltip())
-        self.pause_action.setText("Resume backups" if state.paused else "Pause backups")
+        self.pause_action.setText(RESUME_LABEL if state.paused else PAUSE_LABEL)
         self.pause_action.setEnabled(state.online)
         title = "Recent alerts" + (f" ({state.unseen})" if state.unseen else "")
         self.alerts_menu.setTitle(title)

@@ -52,7 +52,8 @@ class TrayState:
     pending: int = 0
     embedded: int = 0
     embed_total: int = 0
-    paused: bool = False
+    backup_paused: bool = False
+    index_paused: bool = False
     unseen: int = 0
     alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=MAX_ALERTS))
 
@@ -67,6 +68,11 @@ class TrayState:
         if self.indexing or self.embedding:
             return TrayMode.INDEXING
         return TrayMode.IDLE
+
+    @property
+    def paused(self) -> bool:
+        """Indexing or backups (or both) are paused: the tray offers to resume both."""
+        return self.backup_paused or self.index_paused
 
     @property
     def embedding(self) -> bool:
@@ -88,7 +94,9 @@ class TrayState:
         lines = ["labmind"]
         if mode is TrayMode.ALERT and self.alerts:
             lines.append(f"{self.unseen} new alert(s): {self.alerts[-1].text}")
-        if self.paused:
+        if self.index_paused:
+            lines.append("indexing paused")
+        if self.backup_paused:
             lines.append("backups paused")
         progress = self.progress
         if self.indexing:
@@ -110,6 +118,7 @@ class TrayState:
         self.pending = status.pending_files
         self.embedded = status.embedded
         self.embed_total = status.embed_total
+        self.index_paused = status.indexing_paused
 
     def apply_event(self, event: Event) -> bool:
         """Take an event in; whether the tray needs repainting."""
@@ -124,7 +133,10 @@ class TrayState:
             self.embed_total = int(data.get("total", 0))
             return True
         if event.type == "backup_paused":
-            self.paused = bool(data.get("paused"))
+            self.backup_paused = bool(data.get("paused"))
+            return True
+        if event.type == "index_paused":
+            self.index_paused = bool(data.get("paused"))
             return True
         alert = alert_from(event)
         if alert is not None:

@@ -115,7 +115,7 @@ def propose(
         "response_format": {"type": "json_object"},
         "temperature": 0,
     }
-    content = _post(endpoint, body, client)
+    content = chat_completion(endpoint, body, client)
     return _parse(content, params)
 
 
@@ -140,7 +140,11 @@ def _user_message(
     )
 
 
-def _post(endpoint: LlmEndpoint, body: dict[str, Any], client: httpx.Client | None) -> str:
+def chat_completion(
+    endpoint: LlmEndpoint, body: dict[str, Any], client: httpx.Client | None
+) -> str:
+    """The first choice's message text of a chat completion request; :class:`LlmFixerError`
+    with a one-line reason (the key masked) for any failure."""
     url = endpoint.base_url.rstrip("/") + "/chat/completions"
     headers = {"Content-Type": "application/json"}
     if endpoint.api_key:

@@ -79,6 +79,19 @@ class FakeDaemon:
         self.app.post("/index")(self.index)
         self.app.get("/index/progress")(self.progress)
         self.app.post("/config/reload")(self.reload_config)
+        self.index_paused = False
+        for what in ("index", "backup"):
+            for action in ("pause", "resume"):
+                self.app.post(f"/{what}/{action}")(self._pauser(what, action))
+
+    def _pauser(self, what: str, action: str) -> Any:
+        def route() -> Ack:
+            self.requests.append(f"{what} {action}")
+            if what == "index":
+                self.index_paused = action == "pause"
+            return Ack(message=f"{what} {action}d")
+
+        return route
 
     def search(self, request: SearchRequest) -> SearchResponse:
         self.requests.append(request)
@@ -106,6 +119,8 @@ class FakeDaemon:
             embedder_loaded=False,
             rss_bytes=1 << 20,
             model="m",
+            indexing_paused=self.index_paused,
+            held_changes=3 if self.index_paused else 0,
         )
 
     def watches(self) -> list[WatchRoot]:
@@ -129,6 +144,7 @@ class FakeDaemon:
             embedded=6 if step == 3 else 2,
             embed_total=6,
             embedder_enabled=True,
+            paused=self.index_paused,
         )
 
 
@@ -309,3 +325,40 @@ def test_parse_since() -> None:
     assert parse_since("7d", now=1_000_000.0) == 1_000_000.0 - 7 * 86400
     assert parse_since("90m", now=10_000.0) == 10_000.0 - 5400
     assert parse_since("2026-01-01") == datetime(2026, 1, 1).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("args", "calls"),
+    [
+        (("pause",), ["index pause", "backup pause"]),
+        (("pause", "--indexing"), ["index pause"]),
+        (("pause", "--backup"), ["backup pause"]),
+        (("resume",), ["index resume", "backup resume"]),
+        (("resume", "--indexing", "--backup"), ["index resume", "backup resume"]),
+        (("resume", "--backup"), ["backup resume"]),
+    ],
+)
+def test_pause_and_resume_name_indexing_backups_or_both(
+    daemon: FakeDaemon, args: tuple[str, ...], calls: list[str]
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert daemon.requests == calls
+    assert result.stdout.splitlines() == [f"{call}d" for call in calls]
+
+
+def test_status_says_when_indexing_is_paused(daemon: FakeDaemon) -> None:
+    assert "indexing paused" not in invoke("status").stdout
+    invoke("pause", "--indexing")
+    out = invoke("status").stdout
+    assert "indexing paused, 3 changes waiting" in " ".join(out.split())
+    assert json.loads(invoke("status", "--json").stdout)["indexing_paused"] is True
+
+
+def test_index_wait_stops_with_one_line_when_indexing_is_paused(
+    daemon: FakeDaemon, home: Path
+) -> None:
+    daemon.index_paused = True
+    result = invoke("index", "--wait")
+    assert result.exit_code == 1
+    assert "indexing was paused" in one_error_line(result)

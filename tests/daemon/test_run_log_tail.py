@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from labmind.daemon.protocol import LogChunk
-from labmind.daemon.run_log_tail import log_size, read_tail
+from labmind.daemon.run_log_tail import (
+    from_line_start,
+    log_file_size,
+    log_size,
+    read_tail,
+    tail_start,
+)
 
 
 class ChunkedLog:
@@ -60,3 +68,20 @@ def test_a_short_log_comes_whole_and_an_empty_one_empty() -> None:
     assert read_tail(ChunkedLog(b"one\ntwo", 4), "r1", 100).text == "one\ntwo"
     empty = read_tail(ChunkedLog(b"", 4, finished=False), "r1", 100)
     assert (empty.text, empty.start, empty.end, empty.finished) == ("", 0, 0, False)
+
+
+def test_a_tail_read_starts_at_a_line_and_keeps_the_offset(tmp_path: Path) -> None:
+    (tmp_path / "output.log").write_bytes(b"first line\nsecond line\n")
+    size = log_file_size(str(tmp_path))
+    assert size == 23 and log_file_size(None) == 0 and log_file_size(str(tmp_path / "x")) == 0
+    start = tail_start(size, 15)
+    assert start == 8 and tail_start(size, 100) == 0
+    chunk = LogChunk(text="ne\nsecond line\n", offset=size, finished=False)
+    assert from_line_start(chunk, start) == LogChunk(
+        text="second line\n", offset=size, finished=False
+    )
+    whole = LogChunk(text="first line\n", offset=11, finished=True)
+    assert from_line_start(whole, 0) == whole
+    assert from_line_start(LogChunk(text="partial\n", offset=9, finished=True), 1).text == (
+        "partial\n"
+    )

@@ -13,11 +13,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 QT_TESTS = [
     "test_dashboard.py",
+    "test_dashboard_real_daemon.py",
     "test_gui_app.py",
     "test_popup.py",
     "test_qt_binding.py",
     "test_real_daemon.py",
     "test_tray_dbus.py",
+    "test_tray_pause.py",
     "test_tray_state.py",
 ]
 collect_ignore = [] if importlib.util.find_spec("PySide6") else QT_TESTS

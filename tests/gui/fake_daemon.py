@@ -23,6 +23,7 @@ from labmind.daemon.protocol import (
     FlaggedSample,
     HeldBackFile,
     IndexProgress,
+    LessonInfo,
     LogChunk,
     RestoreRequest,
     RestoreResult,
@@ -32,7 +33,11 @@ from labmind.daemon.protocol import (
     SearchHit,
     SearchRequest,
     SearchResponse,
+    SnapshotEntry,
     StatusInfo,
+    SuggestedChat,
+    SuggestedCode,
+    Suggestion,
     WhyLink,
     WhyResponse,
 )
@@ -74,6 +79,20 @@ def run_info(run_id: str, status: str = "running", **extra: Any) -> RunInfo:
     return RunInfo.model_validate(data)
 
 
+def snapshot(commit: str, age_s: float, files: int = 1, pushed: bool = False) -> SnapshotEntry:
+    noun = "file" if files == 1 else "files"
+    return SnapshotEntry(
+        commit=commit,
+        time=time.time() - age_s,
+        message=f"labmind snapshot of main: {files} {noun} changed",
+        pushed=pushed,
+    )
+
+
+DEFAULT_LOG = "epoch 1 loss 0.9\nepoch 2 loss 0.5\n"
+LIVE_STATUSES = ("queued", "running")
+
+
 @dataclass
 class FakeDaemon:
     hits: list[SearchHit] = field(default_factory=list)
@@ -90,6 +109,13 @@ class FakeDaemon:
     answers: dict[str, list[SearchHit]] = field(default_factory=dict)
     online: bool = True
     events_feed: list[Event] = field(default_factory=list)
+    index_paused: bool = False
+    backup_paused: bool = False
+    snapshots: dict[str, list[SnapshotEntry]] = field(default_factory=dict)
+    not_empty: set[str] = field(default_factory=set)
+    """Restore targets the daemon refuses as not empty."""
+    logs: dict[str, bytes] = field(default_factory=dict)
+    """Run logs by run id (a run without one has `DEFAULT_LOG`)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: threading.Event = field(default_factory=threading.Event)
 
@@ -122,6 +148,8 @@ class FakeDaemon:
             embedder_loaded=False,
             rss_bytes=100 * 2**20,
             model="minilm",
+            indexing_paused=self.index_paused,
+            held_changes=2 if self.index_paused else 0,
         )
 
     def progress(self) -> IndexProgress:
@@ -137,7 +165,14 @@ class FakeDaemon:
             embedded=40,
             embed_total=40,
             embedder_enabled=True,
+            paused=self.index_paused,
+            held_changes=2 if self.index_paused else 0,
         )
+
+    def index_pause(self, paused: bool) -> Ack:
+        self._call("index_pause", paused)
+        self.index_paused = paused
+        return Ack()
 
     def search(self, request: SearchRequest) -> SearchResponse:
         self._call("search", request)
@@ -184,7 +219,9 @@ class FakeDaemon:
 
     def backup_status(self) -> BackupStatus:
         self._call("backup_status")
-        return BackupStatus(enabled=True, paused=False, push=False, repos=list(self.repos))
+        return BackupStatus(
+            enabled=True, paused=self.backup_paused, push=False, repos=list(self.repos)
+        )
 
     def backup_now(self, path: str | None = None) -> list[BackupOutcome]:
         self._call("backup_now", path)
@@ -201,12 +238,28 @@ class FakeDaemon:
             )
         ]
 
+    def backup_log(
+        self, path: str, branch: str | None = None, limit: int = 50
+    ) -> list[SnapshotEntry]:
+        self._call("backup_log", path, branch, limit)
+        if path not in self.snapshots:
+            raise DaemonError(f"{path} is not backed up; see `labmind backup status`")
+        return self.snapshots[path][:limit]
+
     def backup_restore(self, request: RestoreRequest) -> RestoreResult:
         self._call("backup_restore", request)
-        return RestoreResult(commit="abcdef1234", time=time.time(), target=request.to, files=3)
+        if request.to in self.not_empty:
+            raise DaemonError(
+                f"{request.to} is not empty; restore writes only into a new folder",
+                status_code=400,
+            )
+        found = [s for s in self.snapshots.get(request.path, []) if s.commit == request.at]
+        commit, when = (found[0].commit, found[0].time) if found else ("abcdef1234", time.time())
+        return RestoreResult(commit=commit, time=when, target=request.to, files=3)
 
     def backup_pause(self, paused: bool) -> Ack:
         self._call("backup_pause", paused)
+        self.backup_paused = paused
         return Ack()
 
     def exp_runs(self, sweep: str | None = None) -> list[RunInfo]:
@@ -226,9 +279,28 @@ class FakeDaemon:
             proposal=None,
         )
 
-    def exp_log(self, run_id: str, offset: int = 0) -> LogChunk:
-        self._call("exp_log", run_id, offset)
-        return LogChunk(text="", offset=offset, finished=True)
+    def append_log(self, run_id: str, text: str) -> None:
+        """The run writes more output."""
+        with self._lock:
+            self.logs[run_id] = self.logs.get(run_id, DEFAULT_LOG.encode()) + text.encode()
+
+    def set_status(self, run_id: str, status: str) -> None:
+        self.runs = [
+            r.model_copy(update={"status": status}) if r.id == run_id else r for r in self.runs
+        ]
+
+    def exp_log(self, run_id: str, offset: int = 0, tail: int | None = None) -> LogChunk:
+        self._call("exp_log", run_id, offset, tail)
+        with self._lock:
+            data = self.logs.get(run_id, DEFAULT_LOG.encode())
+        start = max(0, len(data) - tail) if tail is not None else offset
+        part = data[start:]
+        text = part.decode("utf-8", "replace")
+        if tail is not None and start > 0 and "\n" in text:
+            text = text[text.index("\n") + 1 :]
+        run = next((r for r in self.runs if r.id == run_id), None)
+        finished = run is None or run.status not in LIVE_STATUSES
+        return LogChunk(text=text, offset=start + len(part), finished=finished)
 
     def exp_action(self, run_id: str, action: str) -> RunInfo:
         self._call("exp_action", run_id, action)
@@ -288,6 +360,19 @@ class FakeDaemon:
     def close(self) -> None:
         self._closed.set()
 
+    suggestions: dict[str, Suggestion] = field(default_factory=dict)
+    """Canned answers to `suggest` by task; any other task gets a preamble with nothing."""
+    suggest_gate: Callable[[str], None] | None = None
+
+    def suggest(self, task: str, limit: int = 5) -> Suggestion:
+        self._call("suggest", task, limit)
+        if self.suggest_gate is not None:
+            self.suggest_gate(task)
+        found = self.suggestions.get(task)
+        if found is not None:
+            return found
+        return Suggestion(task=task, preamble=f"Task: {task}\n", lessons=[], code=[], chats=[])
+
 
 def held(path: str) -> HeldBackFile:
     return HeldBackFile(path=path, reason="secret", since=0.0)
@@ -320,3 +405,35 @@ class RecordingLauncher:
 
     def launch(self, argv: Any) -> None:
         self.commands.append(list(argv))
+
+
+def lesson(library: str, resolution: str | None, **extra: Any) -> LessonInfo:
+    data: dict[str, Any] = {
+        "id": f"{library[:4]}0001",
+        "library": library,
+        "symptom": f"ImportError: {library} would not load",
+        "resolution": resolution,
+        "evidence": ["chat:c1#m0"],
+        "first_seen": 1000.0,
+        "last_seen": 2000.0,
+        "count": 2,
+        "confidence": 0.8,
+        "status": "active",
+    }
+    data.update(extra)
+    return LessonInfo.model_validate(data)
+
+
+def suggestion(task: str, code_path: str) -> Suggestion:
+    """A suggestion with one lesson, one piece of code and one chat, and its preamble."""
+    lessons = [lesson("opencv-python", "use pillow instead", replacement="pillow")]
+    code = [SuggestedCode(path=code_path, lines="10-12", excerpt="def found_10():\n    return 10")]
+    chats = [SuggestedChat(conversation_id="c1", title="Resize images", excerpt="use Pillow")]
+    preamble = (
+        f"Task: {task}\n\n"
+        "Library lessons from my earlier work (please respect them):\n"
+        "- Avoid opencv-python: it failed 2 times with ImportError; use pillow instead.\n\n"
+        f"Relevant code I already have:\n- {code_path} (lines 10-12):\n    def found_10():\n\n"
+        'Related earlier chats:\n- "Resize images": use Pillow\n'
+    )
+    return Suggestion(task=task, preamble=preamble, lessons=lessons, code=code, chats=chats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,21 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from labmind.daemon.protocol import SearchRequest
-from labmind.gui.popup import SearchPopup, display_root, short_path
+from labmind.daemon.client import DaemonClient
+from labmind.daemon.protocol import SearchRequest, Suggestion
+from labmind.gui.popup import (
+    SEARCH_PLACEHOLDER,
+    SUGGEST_PLACEHOLDER,
+    SearchPopup,
+    display_root,
+    short_path,
+)
 from labmind.gui.tasks import TaskRunner
+from tests.e2e.conftest import Lab
 
-from .fake_daemon import FakeDaemon, RecordingLauncher, hit
+from .fake_daemon import FakeDaemon, RecordingLauncher, hit, suggestion
+
+LESSON_CHATS = Path(__file__).resolve().parents[1] / "fixtures" / "lessons" / "conversations.json"
 
 
 def editor(path: str, line: int) -> list[str]:
@@ -221,3 +232,201 @@ def test_result_paths_are_shown_from_the_project_folder() -> None:
     assert display_root([hit("chat:c1", 1, kind="chat")]) is None
     assert short_path("/home/u/notes/x.py", home="/home/u") == "~/notes/x.py"
     assert short_path("/very/long/" + "d/" * 30 + "x.py", home="/h") == "…/d/d/x.py"
+
+
+# -- Suggest mode ----------------------------------------------------------------------------
+
+TASK = "resize a folder of photos"
+
+
+@pytest.fixture
+def suggesting(daemon: FakeDaemon, popup: SearchPopup) -> Suggestion:
+    """The fake daemon's answer to `TASK`, for a popup switched to Suggest mode."""
+    answer = suggestion(TASK, daemon.hits[0].path)
+    daemon.suggestions[TASK] = answer
+    QTest.keyClick(popup.query, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert popup.suggesting()
+    return answer
+
+
+def type_task(qtbot: QtBot, popup: SearchPopup, text: str, rows: int) -> None:
+    QTest.keyClicks(popup.query, text)
+    qtbot.waitUntil(lambda: popup.results.count() == rows, timeout=5000)
+
+
+def test_tab_reaches_suggest_after_the_filters_and_ctrl_s_toggles_it(
+    qtbot: QtBot, popup: SearchPopup
+) -> None:
+    QTest.keyClick(popup.query, Qt.Key.Key_Tab)
+    assert popup.kind() == "code"
+    for _ in range(3):
+        QTest.keyClick(popup.query, Qt.Key.Key_Tab)
+    assert popup.suggesting() and popup.kind() is None
+    assert popup.session.suggesting
+    assert popup.query.placeholderText() == SUGGEST_PLACEHOLDER
+    assert popup.results_panel.is_empty
+    assert "Describe the task" in popup.results_panel.message.text()
+    QTest.keyClick(popup.query, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not popup.suggesting() and popup.kind() == "run", "back to the filter used before"
+    assert not popup.results_panel.is_empty
+    QTest.keyClick(popup.query, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert popup.suggesting()
+    QTest.keyClick(popup.query, Qt.Key.Key_Tab)
+    assert popup.kind() is None and not popup.suggesting()
+    QTest.keyClick(popup.query, Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert popup.suggesting()
+
+
+def test_typing_a_task_asks_suggest_and_shows_the_preamble_with_its_parts(
+    qtbot: QtBot, popup: SearchPopup, daemon: FakeDaemon, suggesting: Suggestion
+) -> None:
+    type_task(qtbot, popup, TASK, 4)
+    assert daemon.called("suggest") == [(TASK, 5)]
+    assert daemon.called("search") == []
+    rows = [popup.results.item(i).text().split("\n")[0] for i in range(4)]
+    assert rows == [
+        "Preamble for your assistant",
+        "lesson · opencv-python",
+        "code · loader.py",
+        "chat · Resize images",
+    ]
+    assert popup.results.currentRow() == 0
+    assert popup.preview.code.toPlainText() == suggesting.preamble
+    assert popup.status.text().startswith("1 lesson · 1 code · 1 chat")
+    assert not popup.results_panel.is_empty
+
+
+def test_enter_and_ctrl_c_copy_the_exact_preamble(
+    qtbot: QtBot, popup: SearchPopup, suggesting: Suggestion
+) -> None:
+    type_task(qtbot, popup, TASK, 4)
+    QApplication.clipboard().setText("something else")
+    QTest.keyClick(popup.query, Qt.Key.Key_Return)
+    assert QApplication.clipboard().text() == suggesting.preamble
+    lines = len(suggesting.preamble.splitlines())
+    assert popup.status.text().startswith(f"preamble copied ({lines} lines)")
+    assert popup.isVisible()
+    QApplication.clipboard().setText("something else")
+    popup.query.deselect()
+    QTest.keyClick(popup.query, Qt.Key.Key_Down)
+    part = popup.current_part()
+    assert part is not None and part.kind == "lesson"
+    QTest.keyClick(popup.query, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == suggesting.preamble, "Ctrl+C: the whole preamble"
+
+
+def test_each_part_previews_and_code_and_chats_open_like_search_results(
+    qtbot: QtBot,
+    popup: SearchPopup,
+    daemon: FakeDaemon,
+    launcher: RecordingLauncher,
+    opened_chats: list[tuple[str, int | None]],
+    suggesting: Suggestion,
+) -> None:
+    type_task(qtbot, popup, TASK, 4)
+    QTest.keyClick(popup.query, Qt.Key.Key_Down)
+    assert popup.preview.location.text() == "lesson · opencv-python"
+    lesson_text = popup.preview.code.toPlainText()
+    assert "Avoid opencv-python: it failed 2 times." in lesson_text
+    assert "use pillow instead" in lesson_text and "chat:c1#m0" in lesson_text
+    QTest.keyClick(popup.query, Qt.Key.Key_Return)
+    assert QApplication.clipboard().text() == suggesting.preamble
+    assert launcher.commands == []
+
+    QTest.keyClick(popup.query, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: "line_6 = 6" in popup.preview.code.toPlainText())
+    assert len(popup.preview.code.extraSelections()) == 3
+    qtbot.waitUntil(lambda: popup.preview.provenance.text().startswith("from chat"))
+    QTest.keyClick(popup.query, Qt.Key.Key_Return)
+    assert launcher.commands == [["code", "-g", f"{daemon.hits[0].path}:10"]]
+    assert not popup.isVisible()
+
+    popup.present()
+    popup.results.setCurrentRow(3)
+    assert popup.preview.location.text() == "Resize images"
+    assert popup.preview.code.toPlainText() == "use Pillow"
+    QTest.keyClick(popup.query, Qt.Key.Key_Return)
+    assert opened_chats == [("c1", None)]
+
+
+def test_a_newer_task_supersedes_an_older_answer(
+    qtbot: QtBot, popup: SearchPopup, daemon: FakeDaemon, runner: TaskRunner
+) -> None:
+    release = threading.Event()
+
+    def slow_old(task: str) -> None:
+        if task == "old":
+            release.wait(10)
+
+    daemon.suggest_gate = slow_old
+    daemon.suggestions["new"] = suggestion("new", daemon.hits[0].path)
+    popup.set_suggesting(True)
+    QTest.keyClicks(popup.query, "old")
+    qtbot.waitUntil(lambda: len(daemon.called("suggest")) == 1)
+    popup.query.setText("new")
+    popup.session.run_now()
+    qtbot.waitUntil(lambda: popup.results.count() == 4)
+    with qtbot.waitSignal(runner.finished, timeout=5000):
+        release.set()
+    qtbot.waitUntil(lambda: runner.busy == 0)
+    assert popup.suggestion is not None and popup.suggestion.task == "new"
+    assert popup.results.count() == 4
+    assert [task for task, _limit in daemon.called("suggest")] == ["old", "new"]
+
+
+def test_a_task_nothing_bears_on_gets_a_deliberate_empty_state(
+    qtbot: QtBot, popup: SearchPopup, daemon: FakeDaemon
+) -> None:
+    popup.set_suggesting(True)
+    QTest.keyClicks(popup.query, "write a haiku")
+    qtbot.waitUntil(lambda: popup.suggestion is not None, timeout=5000)
+    assert popup.results_panel.is_empty
+    assert "Nothing in your lessons, code or chats" in popup.results_panel.message.text()
+    assert popup.status.text() == "nothing relevant to “write a haiku” yet"
+    assert popup.preview.code.toPlainText() == "Task: write a haiku\n"
+    QTest.keyClick(popup.query, Qt.Key.Key_Return)
+    assert QApplication.clipboard().text() == "Task: write a haiku\n"
+
+
+def test_leaving_suggest_mode_searches_again_and_drops_the_parts(
+    qtbot: QtBot, popup: SearchPopup, daemon: FakeDaemon, suggesting: Suggestion
+) -> None:
+    type_task(qtbot, popup, TASK, 4)
+    popup.set_suggesting(False)
+    assert popup.suggestion is None and popup.parts == []
+    qtbot.waitUntil(lambda: popup.results.count() == 3)
+    assert [r.query for (r,) in daemon.called("search")] == [TASK]
+    assert popup.query.placeholderText() == SEARCH_PLACEHOLDER
+    popup.query.clear()
+    popup.set_suggesting(True)
+    assert popup.results.count() == 0 and popup.results_panel.is_empty
+
+
+@pytest.mark.slow
+def test_suggest_mode_against_a_real_daemon_copies_its_preamble(
+    qtbot: QtBot, lexical_lab: Lab, tmp_path: Path
+) -> None:
+    chats = [
+        c for c in json.loads(LESSON_CHATS.read_text()) if c["title"] == "Resize training images"
+    ]
+    export = tmp_path / "conversations.json"
+    export.write_text(json.dumps(chats))
+    lexical_lab.cli("import", str(export))
+    client = DaemonClient(lexical_lab.paths)
+    qtbot.waitUntil(lambda: bool(client.lessons()), timeout=30_000)
+    runner = TaskRunner()
+    popup = SearchPopup(client, runner, RecordingLauncher(), debounce_ms=30)
+    qtbot.addWidget(popup)
+    popup.present()
+    popup.set_suggesting(True)
+    QTest.keyClicks(popup.query, "resize a folder of photos to 224x224")
+    qtbot.waitUntil(lambda: popup.suggestion is not None, timeout=15_000)
+    assert popup.suggestion is not None
+    assert [p.kind for p in popup.parts][:2] == ["preamble", "lesson"]
+    assert "Avoid opencv-python" in popup.preview.code.toPlainText()
+    QTest.keyClick(popup.query, Qt.Key.Key_Enter)
+    expected = lexical_lab.json("suggest", "resize a folder of photos to 224x224")["preamble"]
+    assert QApplication.clipboard().text() == expected == popup.suggestion.preamble
+    runner.forget_all()
+    runner.wait_idle()
+    client.close()

@@ -91,7 +91,7 @@ def test_the_tray_registers_and_its_menu_has_every_item(
         "Recent alerts",
         "Experiments",
         "Backups",
-        "Pause backups",
+        "Pause indexing and backup",
         "Settings…",
         "Open data folder",
         "Quit",

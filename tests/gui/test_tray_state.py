@@ -53,6 +53,19 @@ def test_modes_follow_the_daemon() -> None:
     assert mode_of(state) is TrayMode.OFFLINE
 
 
+def test_paused_when_indexing_or_backups_are_and_the_tooltip_says_which() -> None:
+    state = TrayState(online=True)
+    state.apply_event(Event(type="index_paused", data={"paused": True}))
+    assert mode_of(state) is TrayMode.PAUSED and state.paused
+    assert "indexing paused" in state.tooltip() and "backups paused" not in state.tooltip()
+    state.apply_event(Event(type="backup_paused", data={"paused": True}))
+    assert "indexing paused\nbackups paused" in state.tooltip()
+    state.apply_event(Event(type="index_paused", data={"paused": False}))
+    assert mode_of(state) is TrayMode.PAUSED and "indexing paused" not in state.tooltip()
+    state.apply_event(Event(type="backup_paused", data={"paused": False}))
+    assert mode_of(state) is TrayMode.IDLE and not state.paused
+
+
 def test_events_that_are_not_alerts_change_nothing() -> None:
     state = TrayState(online=True)
     assert not state.apply_event(Event(type="experiment", data={"event": "running", "run": "r"}))
