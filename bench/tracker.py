@@ -28,7 +28,9 @@ for the others), trained on one CPU thread.
   are flipped or corrupted.
 - **Overhead**: an MLP 784-512-512-10 on random data, a plain Adam step against the
   same step plus ``tracker.update`` (and plus ``watch`` of one hidden layer), at batch 128
-  and 1024; interleaved rounds, median per step.
+  and 1024; interleaved rounds, median per step. A round spans at least one fold of the
+  tracker's log (``LOG_ENTRIES`` sample visits), so folds are in every figure; ``update``
+  alone is timed over four folds' worth of steps per round, with the ids made beforehand.
 
     python -m bench.tracker [--json out.json] [--quick] [--seeds 3]
 """
@@ -59,6 +61,7 @@ from torch import nn
 from torch.nn import functional
 
 from labmind.trainers.track import SampleTracker
+from labmind.trainers.track.samples import LOG_ENTRIES
 
 from .report import print_table
 
@@ -488,7 +491,7 @@ def timed_step(
 def overhead(res: Results, rounds: int, steps_at_128: int) -> None:
     n = 60_000
     for batch in (128, 1024):
-        steps = max(steps_at_128 * 128 // batch, 5)
+        steps = max(steps_at_128 * 128 // batch, LOG_ENTRIES // batch)
         x = torch.randn(batch, 784)
         y = torch.randint(0, 10, (batch,))
         runs: dict[str, tuple[nn.Sequential, torch.optim.Optimizer, SampleTracker | None]] = {}
@@ -515,12 +518,13 @@ def overhead(res: Results, rounds: int, steps_at_128: int) -> None:
         logits = runs["plain"][0](x).detach()
         losses = functional.cross_entropy(logits, y, reduction="none")
         update_only: list[float] = []
+        span = 4 * LOG_ENTRIES // batch
+        id_batches = [torch.arange(i * batch, (i + 1) * batch) % n for i in range(span)]
         for _ in range(rounds):
             start = time.perf_counter()
-            for i in range(steps):
-                ids = torch.arange(i * batch, (i + 1) * batch) % n
+            for ids in id_batches:
                 alone.update(ids, losses, logits=logits, labels=y)
-            update_only.append((time.perf_counter() - start) / steps)
+            update_only.append((time.perf_counter() - start) / span)
         base = statistics.median(times["plain"])
         res.overhead[f"batch {batch}"] = {
             "plain step ms": base * 1e3,
@@ -606,7 +610,7 @@ def main() -> None:
     print("spikes", flush=True)
     spikes(res, seeds)
     print("overhead", flush=True)
-    overhead(res, rounds=3 if args.quick else 5, steps_at_128=20 if args.quick else 40)
+    overhead(res, rounds=3 if args.quick else 5, steps_at_128=LOG_ENTRIES // 128)
     elapsed = time.perf_counter() - began
 
     tables = {

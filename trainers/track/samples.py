@@ -1,9 +1,15 @@
 """Per-sample training statistics, kept in preallocated tensors on the loss's device.
 
-Two tables with one row per sample (and one spare row that takes the updates of ids out
-of range): sums that only grow (``index_add_``, so a repeated id in a batch adds up) and
-latest values (``index_copy_``). An update is a fixed handful of tensor operations and
-never copies anything to the host; :meth:`SampleStats.snapshot` does, for scoring.
+A step only writes what it saw into the log of the steps since the last fold
+(:mod:`.steplog`): a handful of tensor operations, never a copy to the host.
+:meth:`SampleStats.fold` turns the log into the per-sample tables, for the whole log at
+once, when it is full and before anything is read.
+
+Two tables with one row per sample (and one spare row that takes the updates of ids or
+labels out of range): sums that only grow (``index_add_``, so repeated visits add up) and
+latest values. The per-visit recurrences (the loss EMA, and forgetting, which compares a
+visit with the one before) run over each sample's visits in step order with a segmented
+scan, so a fold costs the same whatever the order of the ids.
 
 Weighted sums give a visit in epoch ``e`` the weight ``c / (c + e)`` (``c`` =
 ``early_epochs``): the first epochs, before the model memorises noisy labels, count the
@@ -17,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from .steplog import StepLog
 
 # Sums.
 VISITS = 0  # updates with a finite loss
@@ -43,6 +51,10 @@ SET_COLUMNS = 5
 LOSS_EMA_DECAY = 0.5
 """Per visit of the sample, so about one epoch."""
 
+LOG_ENTRIES = 16384
+"""Sample visits the log holds before it is folded (a batch larger than this gets a log
+of its own size)."""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -53,100 +65,156 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class StepResult:
-    """What the rest of the step needs from :meth:`SampleStats.update`."""
+class StepSummary:
+    """The steps of one fold, for spike detection, one row per step: ``batch_loss`` (the
+    mean finite loss; NaN when none was finite), ``broken`` (some loss was not finite),
+    and each sample's ``rise`` over its usual loss with its ``ids`` (padded with -inf and
+    -1 where a batch was narrower than the widest)."""
 
-    rise: Tensor  # each sample's loss minus its usual loss (inf for a loss not finite)
-    loss_sum: Tensor  # sum of the finite losses
-    finite: Tensor  # how many losses were finite
+    steps: list[int]
+    batch_loss: Tensor
+    broken: Tensor
+    rise: Tensor
+    ids: Tensor
 
 
 class SampleStats:
-    """The per-sample tables for ``num_samples`` samples on ``device``."""
+    """The per-sample tables for ``num_samples`` samples on ``device``, and the log."""
 
-    def __init__(self, num_samples: int, device: torch.device) -> None:
+    def __init__(
+        self, num_samples: int, device: torch.device, *, log_entries: int = LOG_ENTRIES
+    ) -> None:
         self.num_samples = num_samples
         self.device = device
         self.sums = torch.zeros(num_samples + 1, ADD_COLUMNS, device=device)
         self.latest = torch.zeros(num_samples + 1, SET_COLUMNS, device=device)
         self.latest[:, LOSS_EMA] = torch.nan  # not seen yet
         self.latest[:, CORRECT_LAST:] = -1
-        self._mix_weight = float("nan")
-        self._mix_tensor = torch.zeros(7, ADD_COLUMNS, device=device)
+        self.log = StepLog(device, log_entries)
 
     def rows(self, ids: Tensor) -> Tensor:
         """Row indices for ``ids``; an id out of range goes to the spare last row."""
         n = self.num_samples
         return ids.clamp(-1, n).remainder(n + 1)
 
-    def update(
+    def record(
         self,
-        rows: Tensor,
         step: int,
+        ids: Tensor,
         losses: Tensor,
         weight: float,
         logits: Tensor | None,
         labels: Tensor | None,
-    ) -> StepResult:
-        """Fold one batch in (``weight``: this epoch's visit weight)."""
-        loss = losses.nan_to_num(0.0, 0.0, 0.0)
-        finite = loss.eq(losses)  # false exactly where the loss was NaN or infinite
-        ok = finite.float()
-        before = self.latest.index_select(0, rows)
-        old_ema = before[:, LOSS_EMA]
-        seen = old_ema.isnan().logical_not_()
-        usual = torch.where(seen, old_ema, loss.median())
-        ema = torch.where(finite, usual.lerp(loss, 1 - LOSS_EMA_DECAY), usual)
-        rise = (loss - usual).masked_fill_(~finite, torch.inf)
-        mix = self._mix(weight)
-        if logits is not None and labels is not None:
-            sig = _logit_signals(logits, labels)
-            wrong = sig.correct.logical_not().float()
-            forgot = before[:, CORRECT_LAST].eq(1).float().mul_(wrong)
-            base = torch.stack((ok, loss, sig.margin, wrong, forgot, sig.log_rms), dim=1)
-            added = torch.addmm(mix[0], base, mix[1:])
-            latest = torch.stack(
-                (ema, 1 - wrong, sig.predicted.float(), labels.float(), torch.full_like(ok, step)),
-                dim=1,
-            )
-        else:
-            added = torch.addmm(mix[0, :5], torch.stack((ok, loss), dim=1), mix[1:3, :5])
-            added = torch.nn.functional.pad(added, (0, ADD_COLUMNS - 5))
-            label = labels.float() if labels is not None else before[:, LABEL]
-            latest = torch.cat(
-                (
-                    ema.unsqueeze(1),
-                    before[:, CORRECT_LAST:LABEL],
-                    torch.stack((label, torch.full_like(ok, step)), dim=1),
-                ),
-                dim=1,
-            )
-        self.sums.index_add_(0, rows, added)
-        self.latest.index_copy_(0, rows, latest)
-        return StepResult(rise=rise, loss_sum=loss.sum(), finite=finite.sum())
+    ) -> StepSummary | None:
+        """Log one batch (``weight``: this epoch's visit weight); when the log had no room
+        for it, the log is folded first and that fold's summary returned."""
+        summary = None
+        if not self.log.fits(losses.shape[0]) and self.log.steps:
+            summary = self.fold()
+        self.log.write(step, ids, losses, weight, logits, labels)
+        return summary
 
-    def _mix(self, weight: float) -> Tensor:
-        """Row 0: constant terms; rows 1-6: how (ok, loss, margin, wrong, forgot, log_rms)
-        add to each sum column, for visits of weight ``weight``."""
-        if self._mix_weight != weight:
-            mix = torch.zeros(7, ADD_COLUMNS)
-            mix[0, NONFINITE] = 1
-            mix[0, LOGIT_WEIGHT] = weight
-            mix[0, LOGIT_VISITS] = 1
-            mix[1, VISITS] = 1
-            mix[1, NONFINITE] = -1
-            mix[1, WEIGHT] = weight
-            mix[2, LOSS] = 1
-            mix[2, W_LOSS] = weight
-            mix[3, W_MARGIN] = weight
-            mix[4, W_WRONG] = weight
-            mix[5, FORGETS] = 1
-            mix[6, LOGIT_RMS] = 1
-            self._mix_tensor = mix.to(self.device, non_blocking=True)
-            self._mix_weight = weight
-        return self._mix_tensor
+    def fold(self) -> StepSummary | None:
+        """Fold the log into the tables; the per-step summary of what it held."""
+        logged = self.log.take()
+        if logged is None:
+            return None
+        m, steps, step_of = logged.entries, logged.steps, logged.step_of
+        loss_in, weight, ids = logged.loss, logged.weight, logged.ids
+        labels, clamped = logged.labels, logged.clamped
+        top1, top2 = logged.top_classes.unbind(1)
+        has_logits = top1.ge(0)
+        rows = self.rows(ids).masked_fill(has_logits & clamped.ne(labels), self.num_samples)
+        loss = loss_in.nan_to_num(0.0, 0.0, 0.0)
+        finite = loss.eq(loss_in)  # false exactly where the loss was NaN or infinite
+        index = torch.arange(m, device=self.device)
+        # Each step's entries side by side (each batch is contiguous in the log).
+        step_start = torch.ones(m, dtype=torch.bool, device=self.device)
+        step_start[1:] = step_of[1:].ne(step_of[:-1])
+        column = index - _start_index(step_start, index)
+        grid = _Grid(step_of, column, (len(steps), logged.widest))
+        step_median = grid.put(loss, torch.nan).nanmedian(1).values
+        # Logit signals.
+        own = logged.own.nan_to_num(0.0, 1e4, -1e4)
+        first_value, second_value = logged.top_values.nan_to_num(0.0, 1e4, -1e4).unbind(1)
+        norm = logged.norm
+        label_is_top = top1.eq(clamped)
+        margin = own - torch.where(label_is_top, second_value, first_value)
+        correct = margin > 0
+        predicted = torch.where(correct, clamped, torch.where(label_is_top, top2, top1))
+        # log RMS relative to the batch: the class count drops out with the median.
+        log_rms = norm.clamp_min(1e-12).log()
+        log_rms = log_rms - grid.put(log_rms, torch.nan).nanmedian(1).values[step_of]
+        # Each sample's visits in step order: its loss EMA, and forgetting.
+        order = torch.sort(rows, stable=True).indices
+        srows = rows[order]
+        starts = torch.ones(m, dtype=torch.bool, device=self.device)
+        starts[1:] = srows[1:].ne(srows[:-1])
+        ends = torch.ones(m, dtype=torch.bool, device=self.device)
+        ends[:-1] = starts[1:]
+        first = _start_index(starts, index)
+        before = self.latest.index_select(0, srows)
+        sfinite, sloss = finite[order], loss[order]
+        old_ema = before[:, LOSS_EMA]
+        initial = torch.where(old_ema.isnan(), step_median[step_of[order]], old_ema)[first]
+        decay = torch.where(sfinite, LOSS_EMA_DECAY, 1.0)
+        gain, offset = _segmented_scan(decay, (1 - decay) * sloss, index - first)
+        ema = gain * initial + offset
+        usual = torch.where(starts, initial, ema.roll(1))
+        rise = torch.empty_like(loss)
+        rise[order] = torch.where(sfinite, sloss - usual, torch.inf)
+        slogits, scorrect = has_logits[order], correct[order]
+        was_correct = torch.where(
+            starts, before[:, CORRECT_LAST].eq(1), scorrect.roll(1) & slogits.roll(1)
+        )
+        forgot = torch.empty_like(loss)
+        forgot[order] = (was_correct & ~scorrect & slogits).float()
+        # The sums.
+        ok = finite.float()
+        zero = torch.zeros_like(loss)
+        logit_weight = torch.where(has_logits, weight, zero)
+        added = torch.stack(
+            (
+                ok,
+                1 - ok,
+                loss,
+                weight * ok,
+                weight * loss,
+                logit_weight,
+                torch.where(has_logits, margin * weight, zero),
+                logit_weight * (~correct).float(),
+                forgot,
+                has_logits.float(),
+                torch.where(has_logits, log_rms, zero),
+            ),
+            dim=1,
+        )
+        self.sums.index_add_(0, rows, added)
+        # The latest values, from each sample's last visit in this log (the other visits
+        # write to the spare row: no boolean indexing, which would wait for the device).
+        slabels = labels[order]
+        latest = torch.stack(
+            (
+                ema,
+                torch.where(slogits, scorrect.float(), before[:, CORRECT_LAST]),
+                torch.where(slogits, predicted[order].float(), before[:, PREDICTED]),
+                torch.where(slabels.ge(0), clamped[order].float(), before[:, LABEL]),
+                (step_of[order] + steps[0]).float(),
+            ),
+            dim=1,
+        )
+        self.latest.index_copy_(0, torch.where(ends, srows, self.num_samples), latest)
+        count = grid.sum(ok)
+        return StepSummary(
+            steps=steps,
+            batch_loss=grid.sum(loss) / count.masked_fill(count.eq(0), torch.nan),
+            broken=count.lt(grid.sum(torch.ones_like(loss))),
+            rise=grid.put(rise, -torch.inf),
+            ids=grid.put(ids, -1),
+        )
 
     def snapshot(self) -> Snapshot:
+        """Host copies of the tables (fold the log first: it is not in them)."""
         n = self.num_samples
         return Snapshot(
             sums=self.sums[:n].double().cpu().numpy(),
@@ -154,30 +222,44 @@ class SampleStats:
         )
 
     def invalid_updates(self) -> int:
-        """How many sample updates had ids out of range (they went to the spare row)."""
+        """How many sample updates had ids (or labels) out of range: they went to the spare
+        row (fold the log first)."""
         spare = self.sums[self.num_samples]
         return int((spare[VISITS] + spare[NONFINITE]).item())
 
 
-@dataclass(frozen=True)
-class LogitSignals:
-    margin: Tensor
-    correct: Tensor
-    predicted: Tensor
-    log_rms: Tensor
+class _Grid:
+    """Entries of a log laid out one row per step, one column per sample of the batch."""
+
+    def __init__(self, row: Tensor, column: Tensor, shape: tuple[int, int]) -> None:
+        self.row, self.column, self.shape = row, column, shape
+
+    def put(self, values: Tensor, fill: float) -> Tensor:
+        out = values.new_full(self.shape, fill)
+        out[self.row, self.column] = values
+        return out
+
+    def sum(self, values: Tensor) -> Tensor:
+        return values.new_zeros(self.shape[0]).index_add_(0, self.row, values)
 
 
-def _logit_signals(logits: Tensor, labels: Tensor) -> LogitSignals:
-    z = logits.nan_to_num(0.0, 1e4, -1e4)
-    lab = labels.unsqueeze(1)
-    own = z.gather(1, lab).squeeze(1)
-    other, runner_up = z.scatter(1, lab, -torch.inf).max(1)
-    margin = own - other
-    correct = margin > 0
-    log_rms = z.square().mean(1).clamp_min_(1e-24).log_().mul_(0.5)
-    return LogitSignals(
-        margin=margin,
-        correct=correct,
-        predicted=torch.where(correct, labels, runner_up),
-        log_rms=log_rms - log_rms.median(),
-    )
+def _start_index(starts: Tensor, index: Tensor) -> Tensor:
+    """For each entry, the index of the entry that starts its run (``starts`` marks them)."""
+    return torch.where(starts, index, 0).cummax(0).values
+
+
+def _segmented_scan(a: Tensor, b: Tensor, rank: Tensor) -> tuple[Tensor, Tensor]:
+    """``x[i] = a[i] * x[i - 1] + b[i]`` along runs (``rank``: each entry's place in its
+    run, 0 first), as ``x[i] = gain[i] * x0 + offset[i]`` with ``x0`` the value before the
+    run. Doubling steps (Hillis-Steele): log2(len) rounds of elementwise work, stable for
+    ``|a| <= 1``."""
+    gain, offset = a.clone(), b.clone()
+    distance = 1
+    while distance < a.shape[0]:
+        reach = rank[distance:].ge(distance)
+        earlier_gain = torch.where(reach, gain[:-distance], 1.0)
+        carried = torch.addcmul(offset[distance:], gain[distance:] * reach, offset[:-distance])
+        gain[distance:] *= earlier_gain
+        offset[distance:] = carried
+        distance *= 2
+    return gain, offset

@@ -8,10 +8,11 @@ the step-to-step changes, so that the steady fall of the loss early in training 
 count as noise. The recent
 history keeps a spike only up to the threshold, so one spike does not hide the next.
 
-A step costs a few tensor writes: its batch loss and the ``top_k`` samples whose loss
-rose the most over their own usual loss. Every ``block`` steps (and before a read) the
-block is checked at once against the history as it stood before the block; spikes are
-written to preallocated device tensors, and :meth:`SpikeDetector.read` copies them out.
+Steps arrive in batches (a fold of the tracker's log, :class:`.samples.StepSummary`): per
+step its batch loss and each sample's rise over its own usual loss, of which the
+``top_k`` largest are kept. They are checked ``block`` steps at a time against the
+history as it stood before the block; spikes are written to preallocated device
+tensors, and :meth:`SpikeDetector.read` copies them out.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .findings import Spike
+from .samples import StepSummary
 
 WINDOW = 128
 SIGMA = 6.0
@@ -73,11 +75,6 @@ class SpikeDetector:
         self.filled = 0
         self.ema = torch.zeros(2, device=device)  # mean, variance of step-to-step changes
         self.start_level: Tensor | None = None  # mean loss of the window at the first check
-        # The current block: per step the batch loss, whether a loss was not finite, the
-        # top_k rises and the ids they belong to (-1 where the batch was smaller).
-        self.block_values = torch.zeros(block, 2 + top_k, device=device)
-        self.block_ids = torch.full((block, top_k), -1, dtype=torch.long, device=device)
-        self.block_steps: list[int] = []
         # One row per spike: step, loss, baseline, z, then top_k ids and top_k rises; the
         # last row takes the writes of steps that are not spikes.
         self.records = torch.zeros(capacity + 1, 4 + 2 * top_k, dtype=torch.float64, device=device)
@@ -90,30 +87,37 @@ class SpikeDetector:
         self._weights = torch.where(lower, ema_alpha * decay**power, 0.0).float().to(device)
         self._carry = (decay ** (t + 1)).float().to(device)
 
-    def observe(
-        self, step: int, batch_loss: Tensor, broken: Tensor, rise: Tensor, ids: Tensor
-    ) -> None:
-        """Record step ``step``: its mean finite loss, ``broken`` (some loss was not
-        finite), each sample's ``rise`` over its usual loss, and the batch's ``ids``."""
-        j = len(self.block_steps)
-        k = min(self.top_k, rise.shape[0])
-        top_rise, where = torch.topk(rise, k)
+    def observe(self, summary: StepSummary) -> None:
+        """Check the steps of ``summary`` for spikes, ``block`` steps at a time."""
+        k = min(self.top_k, summary.rise.shape[1])
+        top, where = summary.rise.topk(k, dim=1)
+        ids = summary.ids.gather(1, where)
+        narrow = top.isneginf()
+        top, ids = top.masked_fill(narrow, 0.0), ids.masked_fill(narrow, -1)
         if k < self.top_k:
-            self.block_ids[j, k:] = -1
-            self.block_values[j, 2:] = 0
-        self.block_values[j, : 2 + k] = torch.cat((batch_loss.view(1), broken.view(1), top_rise))
-        self.block_ids[j, :k] = ids[where]
-        self.block_steps.append(step)
-        if len(self.block_steps) == self.block:
-            self.check()
+            top = torch.nn.functional.pad(top, (0, self.top_k - k))
+            ids = torch.nn.functional.pad(ids, (0, self.top_k - k), value=-1)
+        batch_loss = torch.where(summary.batch_loss.isnan(), self.ema[0], summary.batch_loss)
+        values = torch.cat(
+            (batch_loss.unsqueeze(1), summary.broken.float().unsqueeze(1), top), dim=1
+        )
+        found: list[tuple[Tensor, Tensor, Tensor]] = []
+        for at in range(0, len(summary.steps), self.block):
+            checked = self.check(values[at : at + self.block, :2])
+            if checked is not None:
+                found.append(checked)
+        if found:
+            z, baseline, spike = (torch.cat(parts) for parts in zip(*found, strict=True))
+            m = z.shape[0]
+            self._record(summary.steps[-m:], values[-m:], ids[-m:], z, baseline, spike)
 
-    def check(self) -> None:
-        """Check the steps of the current block for spikes."""
-        m = len(self.block_steps)
-        if m == 0:
-            return
-        values = self.block_values[:m]
+    def check(self, values: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Check a block of steps (per step: the batch loss and whether a loss was not
+        finite) against the history before it. Once armed: each step's z-score, the
+        baseline, and whether it is a spike."""
+        m = values.shape[0]
         losses = values[:, 0]
+        checked = None
         if self.filled < 2:
             kept = losses
             if self.filled == 0:
@@ -135,13 +139,12 @@ class SpikeDetector:
             spike = ((z > self.sigma) & (ema_z > self.ema_sigma)) | (values[:, 1] > 0)
             if armed_from > 0:
                 spike[:armed_from] = False
-            if armed_from < m:
-                self._record(values, z, mean, spike)
+            checked = (z, mean.expand(m), spike)
         joined = torch.cat((self.history[: self.filled], kept))[-self.window :]
         self.filled = joined.shape[0]
         self.history[: self.filled] = joined
         self.steps_seen += m
-        self.block_steps = []
+        return checked
 
     def _advance_ema(self, kept: Tensor, m: int) -> tuple[Tensor, Tensor]:
         """Move the moving mean and the moving variance of step-to-step changes over the
@@ -155,18 +158,24 @@ class SpikeDetector:
         self.ema.copy_(torch.stack((mean[-1], var[-1])))
         return prev_mean, prev_var
 
-    def _record(self, values: Tensor, z: Tensor, baseline: Tensor, spike: Tensor) -> None:
+    def _record(
+        self,
+        steps: list[int],
+        values: Tensor,
+        ids: Tensor,
+        z: Tensor,
+        baseline: Tensor,
+        spike: Tensor,
+    ) -> None:
         m = values.shape[0]
-        steps = torch.tensor(self.block_steps, dtype=torch.float64).to(
-            self.device, non_blocking=True
-        )
+        first = torch.arange(m, dtype=torch.float64, device=self.device) + steps[0]
         rows = torch.cat(
             (
-                steps.unsqueeze(1),
+                first.unsqueeze(1),
                 values[:, :1].double(),
-                baseline.double().expand(m, 1),
+                baseline.double().unsqueeze(1),
                 z.double().unsqueeze(1),
-                self.block_ids[:m].double(),
+                ids.double(),
                 values[:, 2:].double(),
             ),
             dim=1,
@@ -177,7 +186,6 @@ class SpikeDetector:
 
     def read(self) -> list[Spike]:
         """The spikes so far, oldest first (the first ``capacity`` of them)."""
-        self.check()
         count = min(int(self.count.item()), self.capacity)
         k = self.top_k
         spikes = []

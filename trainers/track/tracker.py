@@ -6,9 +6,11 @@ Three lines in a training loop::
     tracker.watch(model.encoder)                            # optional: activation statistics
     tracker.update(ids, losses, logits=logits, labels=y)    # per-sample losses, every step
 
-``update`` only queues tensor operations on the loss's device: no ``.item()``, no copy to
-the host, so it does not stall a GPU. ``scores()``, ``flagged()``, ``spikes()`` and
-``report()`` copy the statistics to the host. Under labmind (``$LABMIND_RUN_DIR`` set)
+``update`` only writes what the step saw into a log on the loss's device — a handful of
+tensor operations, no ``.item()``, no copy to the host, so it does not stall a GPU. The log
+is folded into the per-sample statistics (and checked for loss spikes) when it is full
+and before a read; ``scores()``, ``flagged()``, ``spikes()`` and ``report()`` copy the
+statistics to the host. Under labmind (``$LABMIND_RUN_DIR`` set)
 new findings are appended to ``outliers.jsonl`` and ``spikes.jsonl`` every
 ``report_every_steps`` steps or ``report_every_seconds`` seconds, whichever comes first, and
 at :meth:`SampleTracker.end_epoch`.
@@ -28,7 +30,7 @@ from torch import Tensor, nn
 from .activations import ActivationStats
 from .findings import Flag, Spike
 from .reporting import RUN_DIR_ENV, FindingsReport
-from .samples import SampleStats
+from .samples import LOG_ENTRIES, SampleStats, StepSummary
 from .scoring import Assessment, Thresholds, assess
 from .spikes import SpikeDetector
 
@@ -46,7 +48,8 @@ class SampleTracker:
     ``spike_window``, ``spike_sigma``: a batch loss more than ``spike_sigma`` standard
     deviations above the mean of the last ``spike_window`` steps (and as far above an
     exponential moving average) is a spike. ``run_dir``: where findings go; default
-    ``$LABMIND_RUN_DIR``, and nothing is written when neither is set.
+    ``$LABMIND_RUN_DIR``, and nothing is written when neither is set. ``log_entries``:
+    sample visits logged on the device between two folds.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class SampleTracker:
         report_every_seconds: float = REPORT_EVERY_SECONDS,
         run_dir: str | os.PathLike[str] | None = None,
         thresholds: Thresholds | None = None,
+        log_entries: int = LOG_ENTRIES,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, not {num_samples}")
@@ -71,6 +75,7 @@ class SampleTracker:
         self.report_every_seconds = report_every_seconds
         self.run_dir = run_dir
         self.thresholds = thresholds or Thresholds()
+        self.log_entries = log_entries
         self.step = 0
         self.samples_seen = 0
         self.epochs_ended: int | None = None
@@ -122,26 +127,22 @@ class SampleTracker:
         integer ``labels`` enable the margin, forgetting and label-error signals.
         """
         losses, ids_t, logits, labels_t = self._checked(ids, losses, logits, labels)
-        device = losses.device
-        stats, spikes = self._state(device)
-        rows = stats.rows(ids_t)
-        if logits is not None and labels_t is not None:
-            clamped = labels_t.clamp(0, logits.shape[1] - 1)
-            rows = rows.masked_fill(clamped.ne(labels_t), self.num_samples)
-            labels_t = clamped
+        stats, spikes = self._state(losses.device)
         weight = self.early_epochs / (self.early_epochs + self.epoch)
-        result = stats.update(rows, self.step, losses, weight, logits, labels_t)
+        folded = stats.record(self.step, ids_t, losses, weight, logits, labels_t)
+        if folded is not None:
+            spikes.observe(folded)
         if self._activations.watched:
+            rows = stats.rows(ids_t)
             if logits is None:
                 groups, num_groups = torch.zeros_like(rows), 1
+            elif labels_t is None:
+                groups, num_groups = logits.argmax(1), logits.shape[1]
             else:
-                groups = labels_t if labels_t is not None else logits.argmax(1)
+                groups = labels_t.clamp(0, logits.shape[1] - 1)
+                rows = rows.masked_fill(groups.ne(labels_t), self.num_samples)
                 num_groups = logits.shape[1]
-            self._activations.fold(rows, groups, num_groups, device)
-        mean = result.loss_sum / result.finite.clamp_min(1)
-        batch_loss = torch.where(result.finite > 0, mean, spikes.ema[0])
-        broken = result.finite < losses.shape[0]
-        spikes.observe(self.step, batch_loss, broken, result.rise, ids_t)
+            self._activations.fold(rows, groups, num_groups, losses.device)
         self.step += 1
         self.samples_seen += losses.shape[0]
         self._maybe_report()
@@ -168,6 +169,7 @@ class SampleTracker:
 
     def spikes(self) -> list[Spike]:
         """The batch loss spikes so far, with the sample ids that drove them."""
+        self._fold()
         return [] if self._spikes is None else self._spikes.read()
 
     def report(self) -> int:
@@ -199,7 +201,7 @@ class SampleTracker:
     def _state(self, device: torch.device) -> tuple[SampleStats, SpikeDetector]:
         if self._stats is None or self._spikes is None:
             self.device = device
-            self._stats = SampleStats(self.num_samples, device)
+            self._stats = SampleStats(self.num_samples, device, log_entries=self.log_entries)
             self._spikes = SpikeDetector(
                 device, window=self.spike_window, sigma=self.spike_sigma, ema_sigma=self.spike_sigma
             )
@@ -214,6 +216,7 @@ class SampleTracker:
             return self._assessment[1]
         if self._stats is None or self._spikes is None:
             return Assessment(scores=np.zeros(self.num_samples))
+        self._fold()
         invalid = self._stats.invalid_updates()
         if invalid:
             raise IndexError(
@@ -224,6 +227,13 @@ class SampleTracker:
         result = assess(self._stats.snapshot(), self._activations.means(), drivers, self.thresholds)
         self._assessment = (self.step, result)
         return result
+
+    def _fold(self) -> None:
+        """Fold the steps logged so far into the statistics and the spike checks."""
+        if self._stats is not None and self._spikes is not None:
+            summary: StepSummary | None = self._stats.fold()
+            if summary is not None:
+                self._spikes.observe(summary)
 
     def _checked(
         self,

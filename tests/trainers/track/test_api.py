@@ -107,15 +107,16 @@ def _steps(tracker: SampleTracker, device: str, steps: int) -> None:
 
 
 def test_update_reads_no_value_on_the_host(no_host_copies: None) -> None:
-    tracker = SampleTracker(40)
+    # A log of 64 visits is folded inside update() every 8 steps.
+    tracker = SampleTracker(40, log_entries=64)
     _steps(tracker, "cpu", 60)
     assert tracker.step == 60
 
 
 def test_update_runs_on_tensors_without_data() -> None:
     # Meta tensors have shapes but no values: any operation that needs a value fails.
-    tracker = SampleTracker(40)
-    _steps(tracker, "meta", 36)  # two blocks of spike checks, the second one armed
+    tracker = SampleTracker(40, log_entries=64)
+    _steps(tracker, "meta", 36)  # four folds: spike checks armed from the third
     assert tracker.step == 36
 
 
@@ -138,3 +139,22 @@ def test_importing_the_package_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_segmented_scan_matches_a_plain_loop() -> None:
+    from labmind.trainers.track.samples import _segmented_scan
+
+    gen = torch.Generator().manual_seed(3)
+    runs = [1, 5, 2, 1, 17, 3, 40, 1]
+    rank = torch.cat([torch.arange(n) for n in runs])
+    a = torch.where(torch.rand(len(rank), generator=gen) < 0.8, 0.5, 1.0)
+    b = torch.rand(len(rank), generator=gen)
+    x0 = torch.rand(len(runs), generator=gen)
+    gain, offset = _segmented_scan(a, b, rank)
+    at = 0
+    for run, start in zip(runs, x0.tolist(), strict=True):
+        x = start
+        for i in range(at, at + run):
+            x = float(a[i]) * x + float(b[i])
+            assert float(gain[i]) * start + float(offset[i]) == pytest.approx(x, rel=1e-5)
+        at += run
