@@ -6,12 +6,10 @@ from __future__ import annotations
 from functools import partial
 
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -22,6 +20,7 @@ from labmind.daemon.protocol import BackupOutcome, BackupStatus, RestoreResult
 from .daemon_api import DaemonApi
 from .empty_state import EmptyState
 from .restore_dialog import RestoreDialog
+from .row_table import row_table
 from .tasks import TaskRunner
 from .time_text import ago
 
@@ -37,13 +36,7 @@ class BackupsTab(QWidget):
         self.status: BackupStatus | None = None
         self.restore_dialog: RestoreDialog | None = None
         self.state = QLabel("", self)
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.verticalHeader().setVisible(False)
+        self.table = row_table(COLUMNS, self)
         self.table.currentCellChanged.connect(lambda row, *_: self._show_held(row))
         self.held = QListWidget(self)
         self.backup_button = QPushButton("Back up now", self)

@@ -10,13 +10,11 @@ from functools import partial
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -28,6 +26,7 @@ from .daemon_api import DaemonApi
 from .empty_state import EmptyState
 from .log_follow import LogFollower
 from .metrics_plot import MetricsPlot
+from .row_table import row_table
 from .tasks import TaskRunner
 
 EMPTY = "No experiments yet — labmind exp submit spec.yaml"
@@ -58,14 +57,8 @@ class ExperimentsTab(QWidget):
         self.detail: RunDetail | None = None
         self._wanted: str | None = None
 
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(COLUMNS, self)
         self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
         self.table.currentCellChanged.connect(lambda row, *_: self._select(row))
 
         self.summary = QLabel("", self)

@@ -10,14 +10,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -26,6 +24,7 @@ from PySide6.QtWidgets import (
 from labmind.daemon.protocol import RestoreRequest, RestoreResult, SnapshotEntry
 
 from .daemon_api import DaemonApi
+from .row_table import row_table
 from .tasks import TaskRunner
 from .time_text import ago
 
@@ -67,13 +66,7 @@ class RestoreDialog(QDialog):
         self.setWindowTitle(f"Restore {Path(path).name}")
         self.resize(720, 460)
 
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.verticalHeader().setVisible(False)
+        self.table = row_table(COLUMNS, self)
         self.table.currentCellChanged.connect(lambda row, *_: self._picked(row))
         self.target = QLineEdit(self)
         self.target.setPlaceholderText("a new or empty folder")

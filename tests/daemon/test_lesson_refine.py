@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keyring
 import pytest
 
 from labmind.daemon.backup.credentials import KeyringCredentials
@@ -28,7 +27,7 @@ from labmind.indexers.chats import open_export
 from labmind.indexers.lessons import Episode, Resolution, Turn
 
 from ..trainers.chat_server import ChatServer, Received
-from .backup.conftest import MemoryKeyring
+from .keyrings import MemoryKeyring
 
 LESSONS = Path(__file__).resolve().parents[1] / "fixtures" / "lessons" / "conversations.json"
 CHATS = (
@@ -78,15 +77,6 @@ def checker(request: Received) -> str:
         ],
     }
     return json.dumps({"keep": keep.get(title_of(request), [])})
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
-import keyring.errors
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.backends import fail
-from keyring.compat import properties
 
 from labmind.daemon.backup import Guards
 
@@ -37,43 +32,6 @@ def repo(tmp_path: Path, env: dict[str, str]) -> GitRepo:
 @pytest.fixture
 def guards() -> Guards:
     return Guards()
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that lives in a dict; never picked by keyring's own discovery."""
-
-    @properties.classproperty
-    def priority(self) -> float:
-        raise RuntimeError("test backend: only used when set explicitly")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.passwords.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError("no such password")
-
-
-def no_keyring() -> KeyringBackend:
-    """keyring's own stand-in for "no backend on this machine" (raises NoKeyringError)."""
-    return fail.Keyring()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """The process-wide keyring replaced by an in-memory one; the previous one comes back."""
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

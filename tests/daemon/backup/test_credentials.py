@@ -7,7 +7,7 @@ import pytest
 
 from labmind.daemon.backup import CredentialError, KeyringCredentials, StaticCredentials
 
-from .conftest import MemoryKeyring, no_keyring
+from ..keyrings import MemoryKeyring, no_keyring
 
 TOKEN = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"
 

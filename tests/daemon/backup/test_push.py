@@ -26,7 +26,7 @@ from labmind.daemon.backup import (
     take_snapshot,
 )
 
-from .conftest import MemoryKeyring, no_keyring
+from ..keyrings import MemoryKeyring, no_keyring
 from .gitrepo import GitRepo, init_repo
 from .gitserver import GitDaemon, HttpGitServer, bare_repo, free_port, reject_pushes
 

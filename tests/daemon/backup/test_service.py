@@ -23,7 +23,7 @@ from labmind.daemon.protocol import RestoreRequest
 from labmind.daemon.server import ApiError
 from labmind.daemon.store import Store
 
-from .conftest import MemoryKeyring, no_keyring
+from ..keyrings import MemoryKeyring, no_keyring
 from .gitrepo import GitRepo, init_repo, worktree_fingerprint
 from .gitserver import GitDaemon, HttpGitServer, bare_repo, wait_until
 
