@@ -15,7 +15,7 @@ from labmind.daemon.experiments import ExperimentService
 from labmind.daemon.store import Store
 from labmind.trainers import ray_executor as rx
 
-from ..trainers.ray_cluster import RayCluster
+from ..trainers.ray_cluster import RayCluster, running_cluster
 
 EXIT_AFTER = (
     "import sys, time; time.sleep(float(sys.argv[1])); print('done', sys.argv[2]); "
@@ -25,13 +25,8 @@ EXIT_AFTER = (
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
-    head = RayCluster(num_cpus=2)
-    head.start()
-    try:
+    with running_cluster(num_cpus=2) as head:
         yield head
-    finally:
-        survivors = head.stop()
-    assert survivors == [], f"Ray processes outlived ray start: {survivors}"
 
 
 @pytest.fixture

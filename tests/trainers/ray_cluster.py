@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -199,3 +200,15 @@ class RayCluster:
         with contextlib.suppress(OSError):
             self.log.unlink()
         return survivors
+
+
+@contextlib.contextmanager
+def running_cluster(num_cpus: int) -> Iterator[RayCluster]:
+    """A started cluster; stopped after, and no Ray process may outlive it."""
+    head = RayCluster(num_cpus=num_cpus)
+    head.start()
+    try:
+        yield head
+    finally:
+        survivors = head.stop()
+    assert survivors == [], f"Ray processes outlived ray start: {survivors}"

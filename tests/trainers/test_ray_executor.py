@@ -18,7 +18,7 @@ from labmind.trainers.failures import FailureKind, classify
 from labmind.trainers.ray_executor import RayExecutor, RayRecord, RayUnreachable
 
 from .polling import wait_for
-from .ray_cluster import RayCluster, free_ports
+from .ray_cluster import RayCluster, free_ports, running_cluster
 
 LOGS = Path(__file__).parent / "logs"
 JOB_TIMEOUT_S = 60.0
@@ -26,13 +26,8 @@ JOB_TIMEOUT_S = 60.0
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
-    head = RayCluster(num_cpus=2)
-    head.start()
-    try:
+    with running_cluster(num_cpus=2) as head:
         yield head
-    finally:
-        survivors = head.stop()
-    assert survivors == [], f"Ray processes outlived ray start: {survivors}"
 
 
 @pytest.fixture
