@@ -11,9 +11,10 @@ latest values. The per-visit recurrences (the loss EMA, and forgetting, which co
 visit with the one before) run over each sample's visits in step order with a segmented
 scan, so a fold costs the same whatever the order of the ids.
 
-Weighted sums give a visit in epoch ``e`` the weight ``c / (c + e)`` (``c`` =
+Weighted sums give a visit in epoch ``e`` the weight ``exp(-e / c)`` (``c`` =
 ``early_epochs``): the first epochs, before the model memorises noisy labels, count the
-most, and later epochs still count, so the averages hold up over long runs.
+most; by then a mislabelled sample has shown itself, and what the model says about it
+once it has learnt the wrong label by heart would only hide it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .logit_signals import ClassConfidence, logit_signals
 from .steplog import StepLog
 
 # Sums.
@@ -38,7 +40,8 @@ W_WRONG = 7  # another class had the largest logit
 FORGETS = 8  # correct at the previous update, wrong at this one
 LOGIT_VISITS = 9
 LOGIT_RMS = 10  # log-RMS of the logits minus the batch median
-ADD_COLUMNS = 11
+W_PREFERENCE = 11  # how much more likely another class than the label, each against its class
+ADD_COLUMNS = 12
 
 # Latest values.
 LOSS_EMA = 0
@@ -50,6 +53,10 @@ SET_COLUMNS = 5
 
 LOSS_EMA_DECAY = 0.5
 """Per visit of the sample, so about one epoch."""
+SCAN_REACH = 32
+"""Visits of a sample within one fold that its loss EMA looks back over (0.5 ** 32 is
+below float32's resolution; only a run of that many non-finite losses, which keep the
+EMA where it was, would reach further)."""
 
 LOG_ENTRIES = 16384
 """Sample visits the log holds before it is folded (a batch larger than this gets a log
@@ -91,6 +98,7 @@ class SampleStats:
         self.latest[:, LOSS_EMA] = torch.nan  # not seen yet
         self.latest[:, CORRECT_LAST:] = -1
         self.log = StepLog(device, log_entries)
+        self.confidence = ClassConfidence(device)
 
     def rows(self, ids: Tensor) -> Tensor:
         """Row indices for ``ids``; an id out of range goes to the spare last row."""
@@ -109,7 +117,8 @@ class SampleStats:
         """Log one batch (``weight``: this epoch's visit weight); when the log had no room
         for it, the log is folded first and that fold's summary returned."""
         summary = None
-        if not self.log.fits(losses.shape[0]) and self.log.steps:
+        classes = logits.shape[1] if logits is not None and labels is not None else 0
+        if not self.log.fits(losses.shape[0], classes) and self.log.steps:
             summary = self.fold()
         self.log.write(step, ids, losses, weight, logits, labels)
         return summary
@@ -121,9 +130,8 @@ class SampleStats:
             return None
         m, steps, step_of = logged.entries, logged.steps, logged.step_of
         loss_in, weight, ids = logged.loss, logged.weight, logged.ids
-        labels, clamped = logged.labels, logged.clamped
-        top1, top2 = logged.top_classes.unbind(1)
-        has_logits = top1.ge(0)
+        labels, has_logits = logged.labels, logged.has_logits
+        clamped = labels.clamp(0, max(logged.classes - 1, 0))
         rows = self.rows(ids).masked_fill(has_logits & clamped.ne(labels), self.num_samples)
         loss = loss_in.nan_to_num(0.0, 0.0, 0.0)
         finite = loss.eq(loss_in)  # false exactly where the loss was NaN or infinite
@@ -135,13 +143,14 @@ class SampleStats:
         grid = _Grid(step_of, column, (len(steps), logged.widest))
         step_median = grid.put(loss, torch.nan).nanmedian(1).values
         # Logit signals.
-        own = logged.own.nan_to_num(0.0, 1e4, -1e4)
-        first_value, second_value = logged.top_values.nan_to_num(0.0, 1e4, -1e4).unbind(1)
-        norm = logged.norm
-        label_is_top = top1.eq(clamped)
-        margin = own - torch.where(label_is_top, second_value, first_value)
+        if logged.classes:
+            signals = logit_signals(logged.logits, clamped, has_logits.float(), self.confidence)
+            margin, predicted, preference = signals.margin, signals.predicted, signals.preference
+            norm = signals.norm
+        else:
+            margin = preference = norm = torch.zeros_like(loss)
+            predicted = clamped
         correct = margin > 0
-        predicted = torch.where(correct, clamped, torch.where(label_is_top, top2, top1))
         # log RMS relative to the batch: the class count drops out with the median.
         log_rms = norm.clamp_min(1e-12).log()
         log_rms = log_rms - grid.put(log_rms, torch.nan).nanmedian(1).values[step_of]
@@ -186,6 +195,7 @@ class SampleStats:
                 forgot,
                 has_logits.float(),
                 torch.where(has_logits, log_rms, zero),
+                torch.where(has_logits, preference * weight, zero),
             ),
             dim=1,
         )
@@ -251,11 +261,13 @@ def _start_index(starts: Tensor, index: Tensor) -> Tensor:
 def _segmented_scan(a: Tensor, b: Tensor, rank: Tensor) -> tuple[Tensor, Tensor]:
     """``x[i] = a[i] * x[i - 1] + b[i]`` along runs (``rank``: each entry's place in its
     run, 0 first), as ``x[i] = gain[i] * x0 + offset[i]`` with ``x0`` the value before the
-    run. Doubling steps (Hillis-Steele): log2(len) rounds of elementwise work, stable for
-    ``|a| <= 1``."""
+    run. Doubling steps (Hillis-Steele), stable for ``|a| <= 1``: log2 of
+    :data:`SCAN_REACH` rounds of elementwise work, each entry composed with the
+    ``SCAN_REACH`` before it at most (with ``a`` = 0.5 per visit, what lies further back
+    weighs less than 1e-9)."""
     gain, offset = a.clone(), b.clone()
     distance = 1
-    while distance < a.shape[0]:
+    while distance < min(a.shape[0], SCAN_REACH):
         reach = rank[distance:].ge(distance)
         earlier_gain = torch.where(reach, gain[:-distance], 1.0)
         carried = torch.addcmul(offset[distance:], gain[distance:] * reach, offset[:-distance])

@@ -5,27 +5,35 @@ Signals, per sample (weighted averages give early epochs the most weight, see
 
 - ``loss``: mean loss; ``weighted_loss``: its weighted average;
 - ``margin``: weighted area under the margin (label logit minus the largest other logit);
+- ``preference``: weighted average of how much more likely the model found another class
+  than the label, in log-probability, each against its class's usual confidence;
 - ``wrong``: weighted share of updates at which another class had the largest logit;
 - ``forgets``: times it went from predicted right to predicted wrong;
 - ``logits:rms``, ``<module>:rms``, ``<module>:atypical``: activation statistics relative
   to the batch (see :mod:`.activations`).
 
-Each is turned into a robust z-score, ``(x - median) / (1.4826 MAD)``, within the samples
-of the same labelled class. The label score is the mean of the z-scores of the weighted
-loss and of the negated margin; the corruption score the largest activation z-score
-(both directions for ``rms``, the high side for ``atypical``). A sample's score is the
-larger of its label score and its corruption score minus 2.
+The label score is the preference as a robust z-score, ``(x - median) / (1.4826 MAD)``
+over all samples (without logits: the weighted loss's, within the samples of the same
+labelled class); the corruption score is the largest activation z-score within the
+labelled class (both directions for ``rms``, the high side for ``atypical``). A sample's
+score is ``log(exp(label score) + exp(corruption score - 4))``: the larger of the two,
+raised where both are high.
 
-Flags: ``label_error`` when the model, averaged over training, preferred another class by
-a clear margin (margin below ``-label_margin`` times the class's median absolute margin;
-without logits: a weighted-loss z-score above ``loss_z``); ``corrupted_input`` when the
-corruption score exceeds ``activation_z`` or a loss was not finite; ``forgotten`` when it
-was forgotten ``forgets`` times or more and is predicted wrong now; ``spike`` when it drove
-a loss spike. Samples seen fewer than ``min_visits`` times are not flagged.
+Flags: ``label_error`` when the preference for another class exceeds a bar that rises as
+label errors look rarer: with ``p`` the share of samples whose preference is positive
+(an estimate of the noise rate) and ``m`` the median absolute preference (how sure this
+model is of anything), the bar is ``label_slope * m * log((1 - p) / p)``, so a clean data
+set's few hard samples stay unflagged while a noisy one's errors are (without logits: a
+weighted-loss z-score above ``loss_z``);
+``corrupted_input`` when the corruption score exceeds ``activation_z`` or a loss was not
+finite; ``forgotten`` when it was forgotten ``forgets`` times or more and is predicted
+wrong now; ``spike`` when it drove a loss spike. Samples seen fewer than ``min_visits``
+times are not flagged.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -35,7 +43,10 @@ from . import samples as s
 from .findings import Flag, Reason
 
 MAD_SCALE = 1.4826
-CORRUPTION_OFFSET = 2.0
+NOISE_FLOOR = 0.001
+NOISE_CEILING = 0.5
+"""The estimated share of label errors is kept in [NOISE_FLOOR, NOISE_CEILING]."""
+CORRUPTION_OFFSET = 4.0
 """How much a corruption z-score is discounted against a label z-score: it is the largest
 of several z-scores, so ordinary samples reach higher values on it."""
 
@@ -44,7 +55,7 @@ of several z-scores, so ordinary samples reach higher values on it."""
 class Thresholds:
     """When a signal becomes a flag (see the module docstring)."""
 
-    label_margin: float = 0.3
+    label_slope: float = 0.15
     loss_z: float = 6.0
     activation_z: float = 8.0
     forgets: int = 3
@@ -86,14 +97,13 @@ def robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def group_median_abs(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each sample's group median of ``|values|``."""
-    out = np.full(values.shape, np.nan)
-    measured = np.isfinite(values)
-    for g in np.unique(groups[measured]):
-        members = measured & (groups == g)
-        out[members] = float(np.median(np.abs(values[members])))
-    return out
+def preference_bar(preference: np.ndarray, thresholds: Thresholds) -> float:
+    """How strong a preference for another class makes a label error, given everyone's."""
+    if preference.size == 0:
+        return float("inf")
+    share = min(max(float(np.mean(preference > 0)), NOISE_FLOOR), NOISE_CEILING)
+    odds = math.log((1 - share) / share)
+    return thresholds.label_slope * float(np.median(np.abs(preference))) * odds
 
 
 def _nanmax(arrays: list[np.ndarray], n: int) -> np.ndarray:
@@ -128,11 +138,12 @@ def assess(
     has_logits = sums[:, s.LOGIT_WEIGHT] > 0
     if has_logits.any():
         signals["margin"] = ratio(sums[:, s.W_MARGIN], sums[:, s.LOGIT_WEIGHT])
+        signals["preference"] = ratio(sums[:, s.W_PREFERENCE], sums[:, s.LOGIT_WEIGHT])
         signals["wrong"] = ratio(sums[:, s.W_WRONG], sums[:, s.LOGIT_WEIGHT])
         signals["forgets"] = np.where(has_logits, sums[:, s.FORGETS], np.nan)
         signals["logits:rms"] = ratio(sums[:, s.LOGIT_RMS], sums[:, s.LOGIT_VISITS])
-        margin_z = robust_z(-signals["margin"], groups)
-        label_score = np.where(has_logits, (loss_z + margin_z) / 2, loss_z)
+        preference_z = robust_z(signals["preference"], np.zeros(n, dtype=np.int64))
+        label_score = np.where(has_logits, preference_z, loss_z)
     else:
         label_score = loss_z
     signals.update(activations)
@@ -145,18 +156,18 @@ def assess(
             corruption_parts.append(robust_z(values, groups))
     corruption_score = _nanmax(corruption_parts, n)
     label_score = np.nan_to_num(label_score, nan=0.0)
-    score = np.maximum(label_score, corruption_score - CORRUPTION_OFFSET)
+    score = np.logaddexp(label_score, corruption_score - CORRUPTION_OFFSET)
     score = np.where(nonfinite > 0, np.maximum(score, thresholds.activation_z), score)
     signals["label_score"] = label_score
     signals["corruption_score"] = corruption_score
 
     ready = visits >= thresholds.min_visits
-    if "margin" in signals:
-        margin = signals["margin"]
-        scale = group_median_abs(margin, groups)
+    if "preference" in signals:
+        preference = signals["preference"]
+        judged = ready & has_label & has_logits & np.isfinite(preference)
+        bar = preference_bar(preference[judged], thresholds)
         with np.errstate(invalid="ignore"):
-            preferred_other = margin < -thresholds.label_margin * scale
-        is_label = ready & has_label & has_logits & preferred_other
+            is_label = judged & (preference > bar)
         is_label |= ready & has_label & ~has_logits & (loss_z > thresholds.loss_z)
         is_forgotten = ready & (sums[:, s.FORGETS] >= thresholds.forgets)
         is_forgotten &= latest[:, s.CORRECT_LAST] == 0

@@ -1,12 +1,15 @@
 """Batch loss spikes, detected on the device without a host synchronisation per step.
 
-Each step's batch loss is compared with the steps before it in two ways: the mean of the
-last ``window`` steps plus ``sigma`` standard deviations, and an exponential moving
-average plus ``ema_sigma`` moving standard deviations. A step beyond both is a spike, and
-so is a batch with a loss that is not finite. Both standard deviations are estimated from
-the step-to-step changes, so that the steady fall of the loss early in training does not
-count as noise. The recent
-history keeps a spike only up to the threshold, so one spike does not hide the next.
+Each step's batch loss is compared with the steps before it in two ways: the recent level
+(the mean of the last ``RECENT`` of them, so a falling loss does not leave the baseline
+behind) plus ``sigma`` standard deviations estimated over the last ``window`` steps, and
+an exponential moving average plus ``ema_sigma`` moving standard deviations. A step
+beyond both is a spike, and so is a batch with a loss that is not finite. Both standard
+deviations are estimated from the step-to-step changes, so that the steady fall of the
+loss early in training does not count as noise. The recent history keeps a spike only up
+to the threshold, so one spike does not hide the next, and the changes into and out of a
+step cut back so are left out of the window's deviation, so a spike does not widen it
+for the next ``window`` steps either.
 
 Steps arrive in batches (a fold of the tracker's log, :class:`.samples.StepSummary`): per
 step its batch loss and each sample's rise over its own usual loss, of which the
@@ -31,7 +34,9 @@ EMA_ALPHA = 0.05
 WARMUP = 20
 TOP_K = 16
 CAPACITY = 4096
-BLOCK = 16
+BLOCK = 64
+RECENT = 32
+"""Steps whose mean is the level a batch loss is compared with."""
 MIN_REL_SD = 0.01
 MIN_START_SD = 0.002
 """Floors on the standard deviations: 1% of the recent mean loss, and 0.2% of the mean
@@ -72,6 +77,7 @@ class SpikeDetector:
         self.device = device
         self.steps_seen = 0  # steps already checked
         self.history = torch.zeros(window, device=device)
+        self.calm = torch.ones(window, dtype=torch.bool, device=device)  # not cut back
         self.filled = 0
         self.ema = torch.zeros(2, device=device)  # mean, variance of step-to-step changes
         self.start_level: Tensor | None = None  # mean loss of the window at the first check
@@ -102,10 +108,14 @@ class SpikeDetector:
             (batch_loss.unsqueeze(1), summary.broken.float().unsqueeze(1), top), dim=1
         )
         found: list[tuple[Tensor, Tensor, Tensor]] = []
-        for at in range(0, len(summary.steps), self.block):
-            checked = self.check(values[at : at + self.block, :2])
+        at = 0
+        while at < len(summary.steps):
+            # The warm-up steps first, on their own: they only fill the history.
+            size = self.block if self.steps_seen >= self.warmup else self.warmup - self.steps_seen
+            checked = self.check(values[at : at + size, :2])
             if checked is not None:
                 found.append(checked)
+            at += size
         if found:
             z, baseline, spike = (torch.cat(parts) for parts in zip(*found, strict=True))
             m = z.shape[0]
@@ -119,32 +129,62 @@ class SpikeDetector:
         losses = values[:, 0]
         checked = None
         if self.filled < 2:
-            kept = losses
+            kept, calm = losses, torch.ones_like(losses, dtype=torch.bool)
             if self.filled == 0:
                 self.ema[0] = losses[0]
             self._advance_ema(kept, m)
         else:
             armed_from = max(0, self.warmup - self.steps_seen)
-            window = self.history[: self.filled]
-            mean = window.mean()
-            if self.start_level is None:
-                self.start_level = mean.abs()
-            floor = torch.maximum(mean.abs() * MIN_REL_SD, self.start_level * MIN_START_SD) + 1e-12
-            change = window.diff()
-            sd = torch.maximum((change * change).mean().mul(0.5).sqrt(), floor)
-            kept = torch.minimum(losses, mean + self.sigma * sd)
+            window, was_calm = self.history[: self.filled], self.calm[: self.filled]
+            # The block's own values are cut back at a ceiling from the history before it;
+            # then each step is compared with the RECENT kept values just before it and a
+            # deviation over the `window` changes just before it.
+            first = torch.full((1,), self.filled, device=self.device)
+            level, sd = self._level_and_deviation(window, was_calm, first)
+            ceiling = level + self.sigma * sd
+            kept, calm = torch.minimum(losses, ceiling), losses.le(ceiling)
             prev_mean, prev_var = self._advance_ema(kept, m)
-            z = (losses - mean) / sd
+            level, sd = self._level_and_deviation(
+                torch.cat((window, kept)),
+                torch.cat((was_calm, calm)),
+                torch.arange(self.filled, self.filled + m, device=self.device),
+            )
+            floor = self._floor(level)
+            z = (losses - level) / sd
             ema_z = (losses - prev_mean) / torch.maximum(prev_var.sqrt(), floor)
             spike = ((z > self.sigma) & (ema_z > self.ema_sigma)) | (values[:, 1] > 0)
             if armed_from > 0:
                 spike[:armed_from] = False
-            checked = (z, mean.expand(m), spike)
+            checked = (z, level, spike)
         joined = torch.cat((self.history[: self.filled], kept))[-self.window :]
+        joined_calm = torch.cat((self.calm[: self.filled], calm))[-self.window :]
         self.filled = joined.shape[0]
         self.history[: self.filled] = joined
+        self.calm[: self.filled] = joined_calm
         self.steps_seen += m
         return checked
+
+    def _level_and_deviation(
+        self, values: Tensor, calm: Tensor, at: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """For each position in ``at``: the mean of the ``RECENT`` values before it, and
+        the standard deviation from the step-to-step changes among the ``window`` values
+        before it, leaving out changes into or out of a value that was cut back."""
+        sums = torch.nn.functional.pad(values.cumsum(0), (1, 0))
+        start = (at - RECENT).clamp_min(0)
+        level = (sums[at] - sums[start]) / (at - start)
+        counted = (calm[1:] & calm[:-1]).float()
+        change = values.diff()
+        squares = torch.nn.functional.pad((change * change * counted).cumsum(0), (1, 0))
+        counts = torch.nn.functional.pad(counted.cumsum(0), (1, 0))
+        last, first = at - 1, (at - self.window).clamp_min(0)
+        variance = (squares[last] - squares[first]) / (counts[last] - counts[first]).clamp_min(1.0)
+        return level, torch.maximum(variance.mul(0.5).sqrt(), self._floor(level))
+
+    def _floor(self, level: Tensor) -> Tensor:
+        if self.start_level is None:
+            self.start_level = level[0].abs()
+        return torch.maximum(level.abs() * MIN_REL_SD, self.start_level * MIN_START_SD) + 1e-12
 
     def _advance_ema(self, kept: Tensor, m: int) -> tuple[Tensor, Tensor]:
         """Move the moving mean and the moving variance of step-to-step changes over the

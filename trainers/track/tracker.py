@@ -18,6 +18,7 @@ at :meth:`SampleTracker.end_epoch`.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -42,9 +43,9 @@ REPORT_EVERY_SECONDS = 60.0
 class SampleTracker:
     """Tracks ``num_samples`` training samples by id (``0 <= id < num_samples``).
 
-    ``early_epochs``: a visit in epoch ``e`` weighs ``early_epochs / (early_epochs + e)``
-    in the averaged losses and margins, so early training, before the model memorises
-    noisy labels, counts the most.
+    ``early_epochs``: a visit in epoch ``e`` weighs ``exp(-e / early_epochs)`` in the
+    averaged losses and margins, so early training, before the model memorises noisy
+    labels, counts the most.
     ``spike_window``, ``spike_sigma``: a batch loss more than ``spike_sigma`` standard
     deviations above the mean of the last ``spike_window`` steps (and as far above an
     exponential moving average) is a spike. ``run_dir``: where findings go; default
@@ -67,6 +68,8 @@ class SampleTracker:
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, not {num_samples}")
+        if early_epochs <= 0:
+            raise ValueError(f"early_epochs must be positive, not {early_epochs}")
         self.num_samples = int(num_samples)
         self.early_epochs = early_epochs
         self.spike_window = spike_window
@@ -128,7 +131,7 @@ class SampleTracker:
         """
         losses, ids_t, logits, labels_t = self._checked(ids, losses, logits, labels)
         stats, spikes = self._state(losses.device)
-        weight = self.early_epochs / (self.early_epochs + self.epoch)
+        weight = math.exp(-self.epoch / self.early_epochs)
         folded = stats.record(self.step, ids_t, losses, weight, logits, labels_t)
         if folded is not None:
             spikes.observe(folded)
