@@ -56,8 +56,9 @@ class ClassConfidence:
             grown = self.sums.new_zeros(2, classes)
             grown[:, : self.sums.shape[1]] = self.sums
             self.sums = grown
+        counted = counted * label_log_prob.isfinite()  # a broken visit says nothing
         self.sums.mul_(CONFIDENCE_DECAY)
-        self.sums[0].index_add_(0, label, label_log_prob.exp() * counted)
+        self.sums[0].index_add_(0, label, label_log_prob.nan_to_num(0.0).exp() * counted)
         self.sums[1].index_add_(0, label, counted)
         total, count = self.sums[:, :classes].unbind(0)
         mean = (total / count.clamp_min(1e-9)).clamp_min(1e-6)

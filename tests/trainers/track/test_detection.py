@@ -69,6 +69,26 @@ def test_a_planted_spike_batch_is_found_with_its_samples() -> None:
     assert set(planted[60]) | set(planted[100]) <= flagged
 
 
+def test_a_mild_spike_after_a_strong_one_is_found() -> None:
+    data = digits()
+    planted: dict[int, list[int]] = {}
+
+    def inject(step: int, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        if step == 50:  # strong: wrong labels and inputs ×5
+            y[:6] = (y[:6] + 3) % 10
+            x[:6] *= 5
+        if step == 110:  # mild: four wrong labels, the strong one still in the window
+            y[:4] = (y[:4] + 3) % 10
+            planted[step] = ids[:4].tolist()
+
+    tracker = SampleTracker(len(data.y))
+    train(data, tracker, inject=inject)
+
+    spikes = {s.step: s for s in tracker.spikes()}
+    assert set(spikes) == {50, 110}
+    assert set(planted[110]) <= set(spikes[110].samples)
+
+
 def test_clean_data_has_few_flags() -> None:
     data = digits()
     tracker = SampleTracker(len(data.y))
