@@ -15,9 +15,10 @@ Signals, per sample (weighted averages give early epochs the most weight, see
 The label score is the preference as a robust z-score, ``(x - median) / (1.4826 MAD)``
 over all samples (without logits: the weighted loss's, within the samples of the same
 labelled class); the corruption score is the largest activation z-score within the
-labelled class (both directions for ``rms``, the high side for ``atypical``). A sample's
-score is ``log(exp(label score) + exp(corruption score - 4))``: the larger of the two,
-raised where both are high.
+labelled class (both directions for a watched module's ``rms``; the high side for the
+logits' ``rms``, since logits smaller than usual mean an unsure model, which is the label
+score's business, and for ``atypical``). A sample's score is the larger of its label
+score and its corruption score minus 2.5.
 
 Flags: ``label_error`` when the preference for another class exceeds a bar that rises as
 label errors look rarer: with ``p`` the share of samples whose preference is positive
@@ -43,10 +44,11 @@ from . import samples as s
 from .findings import Flag, Reason
 
 MAD_SCALE = 1.4826
+LOGITS_RMS = "logits:rms"
 NOISE_FLOOR = 0.001
 NOISE_CEILING = 0.5
 """The estimated share of label errors is kept in [NOISE_FLOOR, NOISE_CEILING]."""
-CORRUPTION_OFFSET = 4.0
+CORRUPTION_OFFSET = 2.5
 """How much a corruption z-score is discounted against a label z-score: it is the largest
 of several z-scores, so ordinary samples reach higher values on it."""
 
@@ -141,7 +143,7 @@ def assess(
         signals["preference"] = ratio(sums[:, s.W_PREFERENCE], sums[:, s.LOGIT_WEIGHT])
         signals["wrong"] = ratio(sums[:, s.W_WRONG], sums[:, s.LOGIT_WEIGHT])
         signals["forgets"] = np.where(has_logits, sums[:, s.FORGETS], np.nan)
-        signals["logits:rms"] = ratio(sums[:, s.LOGIT_RMS], sums[:, s.LOGIT_VISITS])
+        signals[LOGITS_RMS] = ratio(sums[:, s.LOGIT_RMS], sums[:, s.LOGIT_VISITS])
         preference_z = robust_z(signals["preference"], np.zeros(n, dtype=np.int64))
         label_score = np.where(has_logits, preference_z, loss_z)
     else:
@@ -150,13 +152,15 @@ def assess(
 
     corruption_parts = []
     for name, values in signals.items():
-        if name.endswith(":rms"):
+        if name == LOGITS_RMS:
+            corruption_parts.append(robust_z(values, groups))
+        elif name.endswith(":rms"):
             corruption_parts.append(np.abs(robust_z(values, groups)))
         elif name.endswith(":atypical"):
             corruption_parts.append(robust_z(values, groups))
     corruption_score = _nanmax(corruption_parts, n)
     label_score = np.nan_to_num(label_score, nan=0.0)
-    score = np.logaddexp(label_score, corruption_score - CORRUPTION_OFFSET)
+    score = np.maximum(label_score, corruption_score - CORRUPTION_OFFSET)
     score = np.where(nonfinite > 0, np.maximum(score, thresholds.activation_z), score)
     signals["label_score"] = label_score
     signals["corruption_score"] = corruption_score

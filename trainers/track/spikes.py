@@ -9,7 +9,9 @@ deviations are estimated from the step-to-step changes, so that the steady fall 
 loss early in training does not count as noise. The recent history keeps a spike only up
 to the threshold, so one spike does not hide the next, and the changes into and out of a
 step cut back so are left out of the window's deviation, so a spike does not widen it
-for the next ``window`` steps either.
+for the next ``window`` steps either. A step beyond both thresholds within
+``REFRACTORY`` steps after one with a higher loss is the same incident (the optimiser
+recovering), and is not reported again.
 
 Steps arrive in batches (a fold of the tracker's log, :class:`.samples.StepSummary`): per
 step its batch loss and each sample's rise over its own usual loss, of which the
@@ -37,6 +39,9 @@ CAPACITY = 4096
 BLOCK = 64
 RECENT = 32
 """Steps whose mean is the level a batch loss is compared with."""
+REFRACTORY = 32
+"""Steps after a spike in which a step beyond the thresholds but with a lower loss is
+taken for the same incident (a bad batch throws the optimiser off for a while)."""
 MIN_REL_SD = 0.01
 MIN_START_SD = 0.002
 """Floors on the standard deviations: 1% of the recent mean loss, and 0.2% of the mean
@@ -78,6 +83,8 @@ class SpikeDetector:
         self.steps_seen = 0  # steps already checked
         self.history = torch.zeros(window, device=device)
         self.calm = torch.ones(window, dtype=torch.bool, device=device)  # not cut back
+        # The losses of the last REFRACTORY steps that were beyond the thresholds.
+        self.incidents = torch.full((REFRACTORY,), -torch.inf, device=device)
         self.filled = 0
         self.ema = torch.zeros(2, device=device)  # mean, variance of step-to-step changes
         self.start_level: Tensor | None = None  # mean loss of the window at the first check
@@ -152,7 +159,11 @@ class SpikeDetector:
             floor = self._floor(level)
             z = (losses - level) / sd
             ema_z = (losses - prev_mean) / torch.maximum(prev_var.sqrt(), floor)
-            spike = ((z > self.sigma) & (ema_z > self.ema_sigma)) | (values[:, 1] > 0)
+            broken = values[:, 1] > 0
+            beyond = (z > self.sigma) & (ema_z > self.ema_sigma)
+            if armed_from > 0:
+                beyond[:armed_from] = False
+            spike = (beyond & ~self._same_incident(beyond, losses)) | broken
             if armed_from > 0:
                 spike[:armed_from] = False
             checked = (z, level, spike)
@@ -163,6 +174,16 @@ class SpikeDetector:
         self.calm[: self.filled] = joined_calm
         self.steps_seen += m
         return checked
+
+    def _same_incident(self, beyond: Tensor, losses: Tensor) -> Tensor:
+        """Which steps beyond the thresholds follow one with at least as high a loss
+        within ``REFRACTORY`` steps: the optimiser still recovering from the same
+        incident, not a new one. Remembers this block's for the next."""
+        marked = torch.where(beyond, losses, -torch.inf)
+        recent = torch.cat((self.incidents, marked))
+        before = recent.unfold(0, REFRACTORY, 1)[: losses.shape[0]].amax(1)
+        self.incidents.copy_(recent[-REFRACTORY:])
+        return before >= losses
 
     def _level_and_deviation(
         self, values: Tensor, calm: Tensor, at: Tensor
