@@ -4,7 +4,6 @@ picked from the folder's snapshots."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ def daemon() -> FakeDaemon:
         ],
         repos=[repo("/src/project", held_back=[]), repo("/src/notes")],
     )
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    tasks = TaskRunner()
-    yield tasks
-    tasks.forget_all()
-    tasks.wait_idle()
 
 
 @pytest.fixture

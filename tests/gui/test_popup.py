@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,14 +44,6 @@ def daemon(tmp_path: Path) -> FakeDaemon:
             hit("chat:c1", 2, kind="chat", title="Writing a data loader", chat_id="c1"),
         ]
     )
-
-
-@pytest.fixture
-def runner(qtbot: QtBot) -> Iterator[TaskRunner]:
-    tasks = TaskRunner()
-    yield tasks
-    tasks.forget_all()
-    tasks.wait_idle()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ with a real one across a restart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -18,14 +16,6 @@ from labmind.gui.tray_state import TrayMode
 from tests.e2e.conftest import Lab
 
 from .fake_daemon import FakeDaemon
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    tasks = TaskRunner()
-    yield tasks
-    tasks.forget_all()
-    tasks.wait_idle()
 
 
 def mode(tray: Tray) -> TrayMode:
