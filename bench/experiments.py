@@ -15,10 +15,12 @@ Measures in one run:
   median of 3 (one before the batch, two after); ``xargs -n1 -P2 python ...`` without the
   shell is shown for reference. Per run, from the store and the run folders: scheduling
   latency ``started_at - submitted_at``, launch (the store's ``started_at`` to the
-  wrapper's ``start.json``), the command (``exit.json`` duration), collection (``exit.json``
-  to the store's ``ended_at``); slot use, the daemon's CPU, and the whole machine's CPU per
-  run next to ``xargs``'s (the supervisor is not the daemon's child, so only the machine's
-  total counts them).
+  wrapper's ``start.json``; 0 for a run lined up behind another, whose ``started_at`` is
+  its ``start.json``'s), the command (``exit.json`` duration), collection (``exit.json``
+  to the store's ``ended_at``), slot handover (a run's ``exit.json`` to the next
+  ``start.json``: how long a slot stood empty); slot use (the commands' own spans), the
+  daemon's CPU, and the whole machine's CPU per run next to ``xargs``'s (the supervisor is
+  not the daemon's child, so only the machine's total counts them).
 * **idle**: ``--idle`` (20) single-run submits into an idle queue, 0.3 s apart, each waited
   for: submit to ``started_at``, to the wrapper running (``start.json``), to recorded end.
 * **profile** (``--no-profile`` skips it): start-up of the run vs a fresh wrapper
@@ -33,6 +35,7 @@ Measures in one run:
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import shlex
@@ -191,6 +194,7 @@ def queue_batch(daemon: Daemon, folder: Path, n: int, name: str) -> tuple[Row, d
         raise RuntimeError(f"{len(failed)} trivial runs did not succeed, e.g. {failed[0]}")
     wall = max(r.ended_at or 0.0 for r in runs) - submitted_at
     sched, launch, command, collect, busy = [], [], [], [], 0.0
+    starts, ends = [], []
     for run in runs:
         assert run.started_at is not None and run.ended_at is not None
         start, exit_record = attempt_files(daemon, run)
@@ -198,7 +202,9 @@ def queue_batch(daemon: Daemon, folder: Path, n: int, name: str) -> tuple[Row, d
         launch.append(start.started_at - run.started_at)
         command.append(exit_record.duration_s)
         collect.append(run.ended_at - exit_record.ended_at)
-        busy += run.ended_at - run.started_at
+        busy += exit_record.ended_at - start.started_at
+        starts.append(start.started_at)
+        ends.append(exit_record.ended_at)
     summary = {
         "runs": len(runs),
         "wall_s": wall,
@@ -213,8 +219,21 @@ def queue_batch(daemon: Daemon, folder: Path, n: int, name: str) -> tuple[Row, d
         "started_at -> start.json (launch)": spread(launch),
         "command (exit.json duration)": spread(command),
         "exit.json -> ended_at (collection)": spread(collect),
+        "exit.json -> next start.json (slot handover)": spread(handovers(starts, ends)),
     }
     return summary, phases
+
+
+def handovers(starts: Sequence[float], ends: Sequence[float]) -> list[float]:
+    """For every start after the first ``SLOTS``: how long after the latest end before it
+    (the time a slot stood empty between two runs)."""
+    ordered = sorted(ends)
+    gaps = []
+    for started in sorted(starts)[SLOTS:]:
+        i = bisect.bisect_right(ordered, started)
+        if i:
+            gaps.append(started - ordered[i - 1])
+    return gaps
 
 
 def idle_latency(daemon: Daemon, folder: Path, count: int) -> dict[str, Row]:

@@ -12,12 +12,14 @@ are reattached from their folders and collected with their real exit status.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +32,7 @@ from labmind.trainers.executor import (
     Executor,
     ExecutorError,
     Handle,
+    LiningUp,
 )
 from labmind.trainers.failures import Failure, FailureKind, classify
 from labmind.trainers.fixers import Change, propose_fix
@@ -98,6 +101,9 @@ class ExperimentQueue:
         self.ledger = GpuLedger()
         self.advisor = advisor
         self._handles: dict[str, Handle] = {}
+        self._behind: dict[str, str] = {}
+        """Runs lined up (not started yet) -> the run whose end starts them."""
+        self._liner = executor if isinstance(executor, LiningUp) else None
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -127,10 +133,12 @@ class ExperimentQueue:
 
     def cancel(self, run: RunRow) -> None:
         """Stop ``run`` (its process group gets SIGTERM, then SIGKILL) or take it off the queue."""
+        done = _Round()
         with self._lock:
             if run.status in ("succeeded", "failed", "cancelled"):
                 return
             handle = self._handles.pop(run.id, None)
+            self._behind.pop(run.id, None)
             if handle is not None:
                 self._executor_of(handle).cancel(handle, CANCEL_GRACE_S)
             self.ledger.release(run.id)
@@ -143,8 +151,9 @@ class ExperimentQueue:
                 summary="cancelled by the user",
                 at=time.time(),
             )
-        self._publish(run.id, "cancelled")
-        self._sweep_progress(run.sweep_id)
+            done.event(run.id, "cancelled")
+            self._sweep_progress(run.sweep_id, done)
+        self.events.publish_all(done.events)
 
     def log_tail(self, run: RunRow, max_bytes: int = LOG_TAIL_BYTES) -> str:
         if run.run_dir is None:
@@ -165,49 +174,151 @@ class ExperimentQueue:
 
     def _tick(self) -> bool:
         """One round of collecting and starting; whether anything is running now (queued
-        runs that cannot start wait for a run to finish or for a submit, which wake us)."""
+        runs that cannot start wait for a run to finish or for a submit, which wake us).
+
+        What the round records (the ends, the starts of attempts lined up behind them, the
+        launches) is one transaction; the attempts are handed over and the events published
+        once it is committed."""
         with self._lock:
+            ended = []
             for run_id, handle in list(self._handles.items()):
+                if run_id in self._behind:
+                    continue  # lined up: it starts when the attempt before it is over
                 state = self._executor_of(handle).poll(handle)
                 if not state.running:
                     del self._handles[run_id]
-                    self._collect(run_id, state)
-            if self.paused:
-                return bool(self._handles)
-            inventory: list[GpuInfo] | None = None
-            only_local: bool | None = None
-            for run in self.records.queued():
-                cpu_free = self._cpu_runs() < self.slots
-                if not cpu_free:
-                    if inventory is None:
-                        inventory = self.inventory.gpus()
-                    if only_local is None:
-                        only_local = not self._cluster_runs_queued()
-                    if not inventory and only_local:
-                        break  # only CPU runs can start here, and no slot is free
-                spec = self.records.sweep_spec(run.sweep_id) or {}
-                if not self._ready(spec):
-                    continue
-                resources = dict(spec.get("resources") or {})
-                count = int(resources.get("gpus") or 0)
-                if self._where(spec) != "local":
-                    self._submit_to_cluster(run, spec, resources)
-                    continue
-                if count == 0:
-                    if cpu_free:
-                        self._launch(run, spec, ())
-                    continue
-                if inventory is None:
-                    inventory = self.inventory.gpus()
-                self._launch_on_gpus(run, spec, count, resources, inventory)
+                    ended.append((run_id, state))
+            done = _Round()
+            with self.records.batch():
+                for run_id, state in ended:
+                    self._collect(run_id, state, done)
+                self._take_over(done)
+                if self.paused:
+                    self._withdraw_lined_up(done)
+                else:
+                    self._plan(done)
+            for launch in done.launches:
+                self._hand_over(launch, done)
+            for sweep_id in dict.fromkeys(done.sweeps):
+                self._sweep_progress(sweep_id, done)
+            if done.running:
+                with self.records.batch():
+                    for run_id, handle in done.running:
+                        self.records.running(
+                            run_id, pid=handle.pid, pgid=handle.pgid, start_time=handle.start_time
+                        )
+            self.events.publish_all(done.events)
+            for then in done.after:
+                then()
             return bool(self._handles)
 
+    def _plan(self, done: _Round) -> None:
+        """Choose the queued runs to start now (their attempts are recorded as starting, and
+        handed over once that is committed): CPU runs while slots are free, then one lined
+        up behind each running CPU run, GPU runs on GPUs the ledger reserves."""
+        inventory: list[GpuInfo] | None = None
+        only_local: bool | None = None
+        cpu_runs = self._cpu_runs()
+        queued = self.records.queued()
+        while True:
+            cpu_free = cpu_runs < self.slots
+            behind = None if cpu_free else self._line_up_behind(done)
+            if not cpu_free and behind is None:
+                if inventory is None:
+                    inventory = self.inventory.gpus()
+                if only_local is None:
+                    only_local = not self._cluster_runs_queued()
+                if not inventory and only_local:
+                    break  # only CPU runs can start here, and no slot is free
+            run = next(queued, None)
+            if run is None:
+                break
+            spec = self.records.sweep_spec(run.sweep_id) or {}
+            if not self._ready(spec):
+                continue
+            resources = dict(spec.get("resources") or {})
+            count = int(resources.get("gpus") or 0)
+            if self._where(spec) != "local":
+                self._submit_to_cluster(run, spec, resources, done)
+                continue
+            if count == 0:
+                if cpu_free:
+                    self._launch(run, spec, (), done)
+                    cpu_runs += 1
+                elif behind is not None:
+                    self._launch(run, spec, (), done, behind=behind)
+                continue
+            if inventory is None:
+                inventory = self.inventory.gpus()
+            self._launch_on_gpus(run, spec, count, resources, inventory, done)
+
+    def _line_up_behind(self, done: _Round) -> str | None:
+        """A CPU run of this machine's supervisor with nothing lined up behind it yet."""
+        if self._liner is None:
+            return None
+        taken = set(self._behind.values())
+        taken.update(launch.behind for launch in done.launches if launch.behind is not None)
+        reserved = self.ledger.reserved()
+        for run_id, handle in self._handles.items():
+            if (
+                run_id not in taken
+                and run_id not in self._behind
+                and handle.job is None
+                and not reserved.get(run_id)
+                and self._liner.can_line_up(handle)
+            ):
+                return run_id
+        return None
+
+    def _take_over(self, done: _Round) -> None:
+        """The attempts lined up behind attempts that are over have started (or, if their
+        supervisor went away first, go back to the queue)."""
+        assert self._liner is not None or not self._behind
+        for run_id, before in list(self._behind.items()):
+            if before in self._handles:
+                continue
+            del self._behind[run_id]
+            handle = self._handles[run_id]
+            try:
+                started = self._liner.take_over(handle) if self._liner is not None else None
+            except ExecutorError as exc:
+                del self._handles[run_id]
+                run = self.records.run(run_id)
+                if run is not None:
+                    self._fail_unstarted(run, "start_failed", str(exc).splitlines()[0], done)
+                continue
+            if started is None:
+                del self._handles[run_id]
+                self.records.requeue(run_id)
+                continue
+            full, started_at = started
+            self._handles[run_id] = full
+            self.records.running(
+                run_id,
+                pid=full.pid,
+                pgid=full.pgid,
+                start_time=full.start_time,
+                started_at=started_at,
+            )
+            done.event(run_id, "running")
+
+    def _withdraw_lined_up(self, done: _Round) -> None:
+        """Paused: the attempts lined up that have not started go back to the queue."""
+        if self._liner is None:
+            return
+        for run_id in list(self._behind):
+            if self._liner.withdraw(self._handles[run_id]):
+                del self._behind[run_id]
+                del self._handles[run_id]
+                self.records.requeue(run_id)
+
     def _cpu_runs(self) -> int:
+        """CPU slots taken (an attempt lined up behind another takes none yet)."""
         reserved = self.ledger.reserved()
         return sum(
             1
             for run_id, handle in self._handles.items()
-            if handle.job is None and not reserved.get(run_id)
+            if handle.job is None and not reserved.get(run_id) and run_id not in self._behind
         )
 
     def _where(self, spec: dict[str, Any]) -> str:
@@ -239,26 +350,26 @@ class ExperimentQueue:
         return self._cluster
 
     def _submit_to_cluster(
-        self, run: RunRow, spec: dict[str, Any], resources: dict[str, Any]
+        self, run: RunRow, spec: dict[str, Any], resources: dict[str, Any], done: _Round
     ) -> None:
         """Submit ``run`` when the cluster has room for it now; it waits in the queue else."""
         try:
             cluster = self._cluster_executor()
         except ExecutorError as exc:
-            self._fail_unstarted(run, "start_failed", str(exc).splitlines()[0])
+            self._fail_unstarted(run, "start_failed", str(exc).splitlines()[0], done)
             return
         cpus = float(resources.get("cpus") or 1)
         gpus = int(resources.get("gpus") or 0)
         if cluster.fits(cpus, gpus):
             self._cluster_silent = False
-            self._launch(run, spec, (), cluster=(cluster, cpus, gpus))
+            self._launch(run, spec, (), done, cluster=(cluster, cpus, gpus))
         elif (never := cluster.never_fits(cpus, gpus)) is not None:
             self._fail_unstarted(
-                run, "no_gpu" if gpus else "start_failed", f"cannot run: it {never}"
+                run, "no_gpu" if gpus else "start_failed", f"cannot run: it {never}", done
             )
         elif not self._cluster_silent and not cluster.available():
             self._cluster_silent = True
-            self.events.publish(
+            done.events.append(
                 {
                     "type": "alert",
                     "message": "the Ray cluster does not answer; its runs wait in the queue",
@@ -272,12 +383,13 @@ class ExperimentQueue:
         count: int,
         resources: dict[str, Any],
         inventory: list[GpuInfo],
+        done: _Round,
     ) -> None:
         min_free_mb = int(float(resources.get("min_gpu_mem_gb") or 0) * 1024)
         never = GpuLedger.fits_ever(count, min_free_mb, inventory)
         if never is not None:
             message = f"cannot run on this machine: it {never}"
-            self._fail_unstarted(run, "no_gpu", message)
+            self._fail_unstarted(run, "no_gpu", message, done)
             return
         before = self.records.attempts(run.id) if run.attempt else []
         outgrown = _outgrown_mb(run, before, inventory)
@@ -287,7 +399,7 @@ class ExperimentQueue:
                 f"ran out of GPU memory on a {outgrown} MiB GPU and this machine has no "
                 f"{'larger GPU' if count == 1 else f'{count} larger GPUs'} to move it to"
             )
-            self._fail_unstarted(run, "no_gpu", message)
+            self._fail_unstarted(run, "no_gpu", message, done)
             return
         # A retry goes to other GPUs than the failed attempt's when enough are free.
         failed_on = {u for a in before if a.attempt == run.attempt for u in a.gpus}
@@ -306,7 +418,7 @@ class ExperimentQueue:
             if uuids is not None:
                 break
         if uuids is not None:
-            self._launch(run, spec, uuids)
+            self._launch(run, spec, uuids, done)
 
     def _own_pids(self) -> set[int]:
         """The processes of labmind's runs (wrappers and everything under them)."""
@@ -331,10 +443,13 @@ class ExperimentQueue:
         run: RunRow,
         spec: dict[str, Any],
         gpus: Sequence[str],
+        done: _Round,
         *,
         cluster: tuple[ClusterExecutor, float, int] | None = None,
+        behind: str | None = None,
     ) -> None:
-        """Start the next attempt of ``run``: here on ``gpus`` (none: a CPU slot), or on
+        """Record the next attempt of ``run`` as starting, to be handed over once that is
+        committed: here on ``gpus`` (none: a CPU slot, or lined up ``behind`` a run), or on
         ``cluster`` (its executor, CPUs and GPUs to ask for)."""
         attempt = run.attempt + 1
         run_dir = self.runs_dir / run.id / str(attempt)
@@ -349,22 +464,41 @@ class ExperimentQueue:
             timeout_s=spec.get("timeout_s"),
             gpus=tuple(gpus),
         )
+        done.launches.append(_Launch(run, what, cluster, behind))
+
+    def _hand_over(self, launch: _Launch, done: _Round) -> None:
+        """Start an attempt recorded as starting (a committed record: a daemon that dies
+        now finds it starting, and its folder says whether it was)."""
+        run, what = launch.run, launch.attempt
         try:
-            if cluster is None:
+            if launch.behind is not None:
+                before = self._handles.get(launch.behind)
+                lined = None
+                if before is not None and self._liner is not None:
+                    lined = self._liner.line_up(what, before)
+                if lined is None:  # its slot is not this supervisor's (any more): later
+                    with self.records.batch():
+                        self.records.requeue(run.id)
+                    return
+                self._handles[run.id] = lined
+                self._behind[run.id] = launch.behind
+                return
+            if launch.cluster is None:
                 handle = self.executor.start(what)
             else:
-                executor, cpus, count = cluster
+                executor, cpus, count = launch.cluster
                 handle = executor.start(what, cpus=cpus, gpus=count)
         except (ExecutorError, OSError) as exc:  # an unwritable folder, a wrapper that died
             self.ledger.release(run.id)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._fail_unstarted(run, "start_failed", message)
+            with self.records.batch():
+                self._fail_unstarted(run, "start_failed", message, done)
             return
         self._handles[run.id] = handle
-        self.records.running(run.id, pid=handle.pid, pgid=handle.pgid, start_time=handle.start_time)
-        self._publish(run.id, "running")
+        done.running.append((run.id, handle))
+        done.event(run.id, "running")
 
-    def _fail_unstarted(self, run: RunRow, failure: str, message: str) -> None:
+    def _fail_unstarted(self, run: RunRow, failure: str, message: str, done: _Round) -> None:
         self.records.finish_attempt(
             run.id,
             status="failed",
@@ -374,10 +508,10 @@ class ExperimentQueue:
             summary=message,
             at=time.time(),
         )
-        self._publish(run.id, "failed", summary=message)
-        self._sweep_progress(run.sweep_id)
+        done.event(run.id, "failed", summary=message)
+        done.sweeps.append(run.sweep_id)
 
-    def _collect(self, run_id: str, state: AttemptState) -> None:
+    def _collect(self, run_id: str, state: AttemptState, done: _Round) -> None:
         self.ledger.release(run_id)
         run = self.records.run(run_id)
         if run is None or run.status == "cancelled":
@@ -393,8 +527,8 @@ class ExperimentQueue:
                 summary=state.error or "the run's wrapper went away without an exit status",
                 at=now,
             )
-            self._publish(run_id, "failed", summary="lost", log_tail=self.log_tail(run)[-2000:])
-            self._sweep_progress(run.sweep_id)
+            done.event(run_id, "failed", summary="lost", log_tail=self.log_tail(run)[-2000:])
+            done.sweeps.append(run.sweep_id)
             return
         exit_code, signal = state.exit_code, state.signal
         if state.succeeded:
@@ -407,8 +541,8 @@ class ExperimentQueue:
                 summary=None,
                 at=now,
             )
-            self._publish(run_id, "succeeded")
-            self._sweep_progress(run.sweep_id)
+            done.event(run_id, "succeeded")
+            done.sweeps.append(run.sweep_id)
             return
         tail = self.log_tail(run)
         failure = classify(exit_code, signal, tail, timed_out=state.timed_out)
@@ -440,13 +574,13 @@ class ExperimentQueue:
             then=then,
         )
         if fix is not None:
-            self._publish(run_id, "retrying", summary=failure.summary, change=fix.reason)
+            done.event(run_id, "retrying", summary=failure.summary, change=fix.reason)
         elif ask:
-            self._publish(run_id, "asking", summary=failure.summary)
-            self.advisor.consider(run, failure, tail)
+            done.event(run_id, "asking", summary=failure.summary)
+            done.after.append(functools.partial(self.advisor.consider, run, failure, tail))
         else:
-            self._publish(run_id, "failed", summary=failure.summary, log_tail=tail[-2000:])
-            self._sweep_progress(run.sweep_id)
+            done.event(run_id, "failed", summary=failure.summary, log_tail=tail[-2000:])
+            done.sweeps.append(run.sweep_id)
 
     def command_for(self, run: RunRow, params: dict[str, Any]) -> str:
         spec = self.records.sweep_spec(run.sweep_id) or {}
@@ -483,10 +617,7 @@ class ExperimentQueue:
             log.warning("cannot reattach %s: %s", run_dir, exc)
             return None
 
-    def _publish(self, run_id: str, event: str, **extra: Any) -> None:
-        self.events.publish({"type": "experiment", "event": event, "run": run_id, **extra})
-
-    def _sweep_progress(self, sweep_id: str) -> None:
+    def _sweep_progress(self, sweep_id: str, done: _Round) -> None:
         """Announce a sweep of several runs once the last of them has ended."""
         if self.records.sweep_pending(sweep_id):
             return
@@ -494,7 +625,7 @@ class ExperimentQueue:
         if sum(counts.values()) < 2:
             return
         spec = self.records.sweep_spec(sweep_id) or {}
-        self.events.publish(
+        done.events.append(
             {
                 "type": "experiment",
                 "event": "sweep_finished",
@@ -503,6 +634,33 @@ class ExperimentQueue:
                 **{status: counts.get(status, 0) for status in sorted(_ENDED)},
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """An attempt recorded as starting, to hand over once that is committed."""
+
+    run: RunRow
+    attempt: AttemptSpec
+    cluster: tuple[ClusterExecutor, float, int] | None
+    behind: str | None
+    """The run it is lined up behind (it starts when that one is over), if any."""
+
+
+@dataclass
+class _Round:
+    """What one round of the queue leaves to do once its records are committed."""
+
+    launches: list[_Launch] = field(default_factory=list)
+    running: list[tuple[str, Handle]] = field(default_factory=list)
+    """Attempts handed over and started: record them as running."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    sweeps: list[str] = field(default_factory=list)
+    """Sweeps a run of which ended: announce those that are over."""
+    after: list[Callable[[], object]] = field(default_factory=list)
+
+    def event(self, run_id: str, event: str, **extra: Any) -> None:
+        self.events.append({"type": "experiment", "event": event, "run": run_id, **extra})
 
 
 def default_slots() -> int:

@@ -5,13 +5,19 @@ its wrapper is being launched: after a crash the folder tells whether it was),
 ``running``, ``succeeded``, ``failed``, ``cancelled``, ``needs_approval``. Each attempt
 keeps the parameters and command it ran and the change that led to it, so a run's
 lineage reads top to bottom.
+
+Each write is a transaction of its own, unless it is made inside :meth:`ExperimentStore.batch`
+on the same thread: then everything written there commits together (the queue records a
+tick's ends, starts and launches so), and reads on that thread see it before the commit.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +131,29 @@ class ExperimentStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._specs: dict[str, dict[str, Any]] = {}
+        self._local = threading.local()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write this thread makes inside (nested: the outer one)."""
+        if getattr(self._local, "tx", None) is not None:
+            yield
+            return
+        with self.store.transaction() as tx:
+            self._local.tx = tx
+            try:
+                yield
+            finally:
+                self._local.tx = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        tx: sqlite3.Connection | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+            return
+        with self.store.transaction() as tx:
+            yield tx
 
     def add_sweep(
         self,
@@ -138,7 +167,7 @@ class ExperimentStore:
         code_commit: str | None,
         runs: Sequence[NewRun],
     ) -> None:
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             tx.execute(
                 "INSERT INTO sweeps(id, name, spec_path, spec, submitted_at, code_commit) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -258,30 +287,45 @@ class ExperimentStore:
     ) -> None:
         """Record that ``attempt`` is about to be launched in ``run_dir`` on ``gpus``."""
         devices = json.dumps(list(gpus))
-        with self.store.transaction() as tx:
-            run = tx.execute("SELECT params, command FROM runs WHERE id=?", (run_id,)).fetchone()
+        with self._write() as tx:
             tx.execute(
                 "UPDATE runs SET status='starting', attempt=?, run_dir=?, started_at=?, gpus=?, "
                 "ended_at=NULL, exit_code=NULL, signal=NULL, failure=NULL, summary=NULL, "
                 "pid=NULL, pgid=NULL, start_time=NULL WHERE id=?",
                 (attempt, run_dir, at, devices, run_id),
             )
+            # A retry's attempt row exists already (with the parameters it changed).
             tx.execute(
-                "UPDATE attempts SET started_at=?, gpus=? WHERE run_id=? AND attempt=?",
-                (at, devices, run_id, attempt),
-            )
-            tx.execute(
-                "INSERT OR IGNORE INTO attempts(run_id, attempt, params, command, gpus, "
-                "started_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, attempt, run[0], run[1], devices, at),
+                "INSERT INTO attempts(run_id, attempt, params, command, gpus, started_at) "
+                "SELECT id, ?, params, command, ?, ? FROM runs WHERE id=? "
+                "ON CONFLICT(run_id, attempt) DO UPDATE SET "
+                "started_at=excluded.started_at, gpus=excluded.gpus",
+                (attempt, devices, at, run_id),
             )
 
-    def running(self, run_id: str, *, pid: int, pgid: int | None, start_time: float) -> None:
-        with self.store.transaction() as tx:
+    def running(
+        self,
+        run_id: str,
+        *,
+        pid: int,
+        pgid: int | None,
+        start_time: float,
+        started_at: float | None = None,
+    ) -> None:
+        """The attempt's command runs; ``started_at`` corrects when it started (an attempt
+        lined up behind another starts later than it was recorded as starting)."""
+        with self._write() as tx:
             tx.execute(
-                "UPDATE runs SET status='running', pid=?, pgid=?, start_time=? WHERE id=?",
-                (pid, pgid, start_time, run_id),
+                "UPDATE runs SET status='running', pid=?, pgid=?, start_time=?, "
+                "started_at=coalesce(?, started_at) WHERE id=?",
+                (pid, pgid, start_time, started_at, run_id),
             )
+            if started_at is not None:
+                tx.execute(
+                    "UPDATE attempts SET started_at=? WHERE run_id=? AND attempt="
+                    "(SELECT attempt FROM runs WHERE id=?)",
+                    (started_at, run_id, run_id),
+                )
 
     def finish_attempt(
         self,
@@ -297,7 +341,7 @@ class ExperimentStore:
     ) -> None:
         """Record how the current attempt ended and, with ``then``, queue the next one in
         the same transaction (a daemon that dies in between loses neither)."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             attempt = tx.execute("SELECT attempt FROM runs WHERE id=?", (run_id,)).fetchone()[0]
             tx.execute(
                 "UPDATE runs SET status=?, ended_at=?, exit_code=?, signal=?, failure=?, "
@@ -314,12 +358,12 @@ class ExperimentStore:
 
     def retry(self, run_id: str, then: NextAttempt, *, attempt: int) -> None:
         """Queue ``attempt`` of a finished run; ``then`` says with what and why."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             _queue_next(tx, run_id, attempt, then)
 
     def retry_if_waiting(self, run_id: str, then: NextAttempt, *, attempt: int) -> bool:
         """Queue ``attempt`` if the run still waits for advice on the attempt before it."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             row = tx.execute(
                 "SELECT status, attempt, proposal FROM runs WHERE id=?", (run_id,)
             ).fetchone()
@@ -330,7 +374,7 @@ class ExperimentStore:
 
     def propose_if_waiting(self, run_id: str, proposal: dict[str, Any], *, attempt: int) -> bool:
         """File ``proposal`` for a run waiting for advice, unless someone acted meanwhile."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             cursor = tx.execute(
                 "UPDATE runs SET proposal=? WHERE id=? AND status='needs_approval' "
                 "AND proposal IS NULL AND attempt=?",
@@ -340,7 +384,7 @@ class ExperimentStore:
 
     def give_up_waiting(self, run_id: str, summary: str) -> bool:
         """A run whose advice will not come is failed, with ``summary`` saying why."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             cursor = tx.execute(
                 "UPDATE runs SET status='failed', summary=? "
                 "WHERE id=? AND status='needs_approval' AND proposal IS NULL",
@@ -350,7 +394,7 @@ class ExperimentStore:
 
     def requeue(self, run_id: str) -> None:
         """Put back a run whose attempt never started (its number is used again)."""
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             tx.execute(
                 "UPDATE runs SET status='queued', attempt=attempt-1, run_dir=NULL, "
                 "started_at=NULL WHERE id=? AND status='starting'",
@@ -360,7 +404,7 @@ class ExperimentStore:
     def set_status(
         self, run_id: str, status: str, *, proposal: dict[str, Any] | None = None
     ) -> None:
-        with self.store.transaction() as tx:
+        with self._write() as tx:
             tx.execute(
                 "UPDATE runs SET status=?, proposal=? WHERE id=?",
                 (status, None if proposal is None else json.dumps(proposal), run_id),

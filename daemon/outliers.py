@@ -176,6 +176,8 @@ class OutlierService:
         """Merge what the attempt's files hold past the stored offsets; announce news."""
         folder = Path(attempt.run_dir)
         added = Added()
+        if not (folder / OUTLIERS_FILE).exists() and not (folder / SPIKES_FILE).exists():
+            return added  # no tracker wrote anything (most runs): nothing to look up
         with self._lock:
             outliers_at, spikes_at = self.records.offsets(attempt.run_dir)
             for _ in range(READS_PER_DRAIN):

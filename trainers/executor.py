@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from .run_dir import ExitRecord
 
@@ -179,4 +179,29 @@ class ClusterExecutor(Executor, Protocol):
 
     def available(self) -> bool:
         """Whether the cluster answers."""
+        ...
+
+
+@runtime_checkable
+class LiningUp(Protocol):
+    """An executor that can start an attempt the moment another one it runs is over, with
+    no round trip through its caller (the local run supervisor)."""
+
+    def can_line_up(self, after: Handle) -> bool:
+        """Whether an attempt can be lined up behind ``after`` now."""
+        ...
+
+    def line_up(self, attempt: AttemptSpec, after: Handle) -> Handle | None:
+        """Hand ``attempt`` over to start once ``after`` is over; ``None`` when it cannot be
+        (nothing was handed over). Raises :class:`ExecutorError` as ``start`` does."""
+        ...
+
+    def take_over(self, handle: Handle) -> tuple[Handle, float] | None:
+        """Once the attempt it was lined up behind is over: the attempt's handle and when it
+        started, or ``None`` when it never started (it may be started again). Raises
+        :class:`ExecutorError` when it could not be started."""
+        ...
+
+    def withdraw(self, handle: Handle) -> bool:
+        """Take back a lined-up attempt; whether it will not start (``False``: it started)."""
         ...

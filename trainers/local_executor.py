@@ -12,6 +12,11 @@ from a dead one by that lock alone, whichever process supervises it.
 ``cancel`` leaves ``cancel.request`` in the folder and stops the command's process group.
 ``watch`` wakes the caller when an attempt ends (the supervisor says so; for attempts of an
 earlier supervisor or a wrapper, the end of the process does, through a pidfd).
+
+``line_up`` hands the supervisor an attempt to start the moment one it runs is over (a queue
+slot changes hands without waiting for the daemon); ``withdraw`` takes one back that has not
+started, and ``take_over`` tells, once the attempt before it has ended, whether and when it
+did start.
 """
 
 from __future__ import annotations
@@ -61,17 +66,112 @@ class LocalExecutor:
         self._exits: ProcessExits | None = None
         self._watched: set[tuple[int, int]] = set()
         self._supervisor = Supervisor(python, on_end=self._ended) if supervisor else None
+        self._lined_up: set[Path] = set()
+        self._reported: set[Path] = set()
+        """Attempts the supervisor said have ended, until polled."""
 
     # --- start ---------------------------------------------------------------------------
 
     def start(self, attempt: AttemptSpec) -> Handle:
+        run_dir, lock_fd = self._prepare(attempt)
+        try:
+            handle = self._hand_over(run_dir, lock_fd)
+        finally:
+            os.close(lock_fd)  # the supervisor holds the lock through its own copy
+        self._watch_process(handle.pid, handle.start_time)
+        return handle
+
+    def can_line_up(self, after: Handle) -> bool:
+        """Whether ``after`` runs under this executor's run supervisor (which can start an
+        attempt the moment ``after`` is over)."""
+        supervisor = self._supervisor
+        return (
+            supervisor is not None
+            and after.job is None
+            and after.pgid is not None
+            and supervisor.pid == after.pid
+        )
+
+    def line_up(self, attempt: AttemptSpec, after: Handle) -> Handle | None:
+        """Hand ``attempt`` to the supervisor of ``after`` to start once ``after`` is over
+        (its process group gone); ``None`` when ``after`` is not under this executor's
+        supervisor (nothing was handed over: start the attempt later). The handle names the
+        supervisor and no process group until :meth:`take_over` finds the attempt started.
+        Raises :class:`ExecutorError` as :meth:`start` does."""
+        supervisor = self._supervisor
+        if supervisor is None or not self.can_line_up(after):
+            return None
+        pid = after.pid
+        run_dir, lock_fd = self._prepare(attempt)
+        try:
+            supervisor.line_up(run_dir, lock_fd, after.run_dir.absolute(), pid)
+        except SupervisorGone:
+            return None
+        finally:
+            os.close(lock_fd)
+        with self._lock:
+            self._lined_up.add(run_dir)
+        return Handle(pid=pid, pgid=None, start_time=after.start_time, run_dir=run_dir)
+
+    def take_over(self, handle: Handle) -> tuple[Handle, float] | None:
+        """For an attempt lined up with :meth:`line_up` whose predecessor is over: its handle
+        with the command's process group, and when it started (``start.json``). ``None`` when
+        it never started (withdrawn, or its supervisor went away): nothing of it runs and it
+        may be started again. Raises :class:`ExecutorError` when it could not be started."""
+        with self._lock:
+            self._lined_up.discard(handle.run_dir)
+        start = rd.read_start(handle.run_dir)
+        if start is None and self._supervisor is not None:
+            # Normally it started before its predecessor's end was written; if it still
+            # waits (its predecessor outlived a cancel), it is taken back.
+            self._supervisor.drop(handle.run_dir)
+        if start is None and self._withdrawn(handle.run_dir):
+            error = _wrapper_error(handle.run_dir)
+            if error is not None:
+                raise ExecutorError(error)
+            return None
+        start = start or rd.read_start(handle.run_dir)
+        if start is None:  # still held without a start after a long wait: poll tells
+            return handle, time.time()
+        full = dataclasses.replace(
+            handle, pid=start.pid, pgid=start.pgid, start_time=start.start_time
+        )
+        return full, start.started_at
+
+    def withdraw(self, handle: Handle) -> bool:
+        """Take back an attempt lined up with :meth:`line_up`; whether it will not start
+        (``False``: it has started, and runs or ran as any other)."""
+        with self._lock:
+            lined_up = handle.run_dir in self._lined_up
+            self._lined_up.discard(handle.run_dir)
+        if not lined_up or rd.read_start(handle.run_dir) is not None:
+            return False
+        if self._supervisor is not None:
+            self._supervisor.drop(handle.run_dir)
+        return self._withdrawn(handle.run_dir)
+
+    def _withdrawn(self, run_dir: Path) -> bool:
+        """Whether the attempt in ``run_dir`` is let go of without a start: waits while its
+        supervisor still holds it without ``start.json`` (answering a drop, or starting it)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        pause = 0.0005
+        while rd.wrapper_lock_held(run_dir) and rd.read_start(run_dir) is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        return rd.read_start(run_dir) is None and rd.read_exit(run_dir) is None
+
+    def _prepare(self, attempt: AttemptSpec) -> tuple[Path, int]:
+        """The run folder with ``command.json``, and ``wrapper.lock`` locked (its fd, to hand
+        over and close)."""
         run_dir = attempt.run_dir.absolute()
         name = f"run {attempt.run_id} attempt {attempt.attempt}"
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            fresh = _make_folder(run_dir)
         except OSError as exc:
             raise ExecutorError(f"cannot create the run folder {run_dir}: {_why(exc)}") from None
-        if (run_dir / rd.START_FILE).exists() or (run_dir / rd.EXIT_FILE).exists():
+        if not fresh and ((run_dir / rd.START_FILE).exists() or (run_dir / rd.EXIT_FILE).exists()):
             raise ExecutorError(f"{name} was already started in {run_dir}")
         record = rd.CommandRecord(
             argv=attempt.full_argv(),
@@ -94,23 +194,22 @@ class LocalExecutor:
                 raise ExecutorError(f"{name} is already running in {run_dir}") from None
             try:
                 rd.write_command(run_dir, record)
-                log = (run_dir / rd.WRAPPER_LOG).open("ab")
             except OSError as exc:
                 raise ExecutorError(
                     f"cannot write in the run folder {run_dir}: {_why(exc)}"
                 ) from None
-            with log:
-                handle = self._hand_over(run_dir, lock_fd, log.fileno())
-        finally:
-            os.close(lock_fd)  # the supervisor holds the lock through its own copy
-        self._watch_process(handle.pid, handle.start_time)
-        return handle
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return run_dir, lock_fd
 
-    def _hand_over(self, run_dir: Path, lock_fd: int, log_fd: int) -> Handle:
-        """To the run supervisor when there is one, else to a wrapper of its own."""
+    def _hand_over(self, run_dir: Path, lock_fd: int) -> Handle:
+        """To the run supervisor when there is one, else to a wrapper of its own (whose
+        output goes to ``wrapper.log``; the supervisor makes that file only to say something
+        about the attempt)."""
         if self._supervisor is not None:
             try:
-                start = self._supervisor.start(run_dir, lock_fd, log_fd)
+                start = self._supervisor.start(run_dir, lock_fd)
             except SupervisorGone:
                 pass  # nothing was started: start a wrapper instead
             except OSError as exc:
@@ -119,16 +218,17 @@ class LocalExecutor:
                 return Handle(start.pid, start.pgid, start.start_time, run_dir)
         argv = [self.python, "-P", "-m", self.wrapper_module, str(run_dir)]
         try:
-            proc = subprocess.Popen(
-                [*argv, "--lock-fd", str(lock_fd)],
-                cwd=run_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                close_fds=True,
-                pass_fds=(lock_fd,),
-                start_new_session=True,
-            )
+            with (run_dir / rd.WRAPPER_LOG).open("ab") as log:
+                proc = subprocess.Popen(
+                    [*argv, "--lock-fd", str(lock_fd)],
+                    cwd=run_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    close_fds=True,
+                    pass_fds=(lock_fd,),
+                    start_new_session=True,
+                )
         except OSError as exc:
             raise ExecutorError(
                 f"cannot start the run wrapper {self.python}: {_why(exc)}"
@@ -142,6 +242,13 @@ class LocalExecutor:
     # --- watch ---------------------------------------------------------------------------
 
     def poll(self, handle: Handle) -> AttemptState:
+        supervisor = self._supervisor
+        if supervisor is not None and handle.pgid is not None and supervisor.reports(handle.pid):
+            # Its supervisor lives and says when an attempt ends: no need to look yet.
+            with self._lock:
+                if handle.run_dir not in self._reported:
+                    return AttemptState("running")
+                self._reported.discard(handle.run_dir)
         self._reap()
         ended = rd.read_exit(handle.run_dir)
         if ended is None and rd.wrapper_lock_held(handle.run_dir):
@@ -164,6 +271,10 @@ class LocalExecutor:
                 if start is None and not rd.wrapper_lock_held(run_dir):
                     start = rd.read_start(run_dir)
                     break
+        elif start is None:
+            # No lock: the attempt never started, or started and let go of the lock between
+            # the two looks (start.json is written first): look once more.
+            start = rd.read_start(run_dir)
         if start is None:
             return None
         self._watch_process(start.pid, start.start_time)
@@ -183,7 +294,9 @@ class LocalExecutor:
                 self._exits = ProcessExits(wake)
         return True
 
-    def _ended(self) -> None:
+    def _ended(self, run_dir: Path) -> None:
+        with self._lock:
+            self._reported.add(run_dir)
         wake = self._wake
         if wake is not None:
             wake()
@@ -219,7 +332,7 @@ class LocalExecutor:
         group, SIGKILL after ``grace_s``. The supervisor also escalates by itself after the
         attempt's ``kill_grace_s``. Blocks until the attempt is over, at most ``grace_s`` and
         a few seconds: call it from a thread in async code."""
-        if rd.read_exit(handle.run_dir) is not None:
+        if rd.read_exit(handle.run_dir) is not None or self.withdraw(handle):
             return
         handle = self._started(handle)
         with contextlib.suppress(OSError):
@@ -282,6 +395,21 @@ def _wrapper_error(run_dir: Path) -> str | None:
     if not lines:
         return None
     return f"the run's supervisor ended without an exit status: {lines[-1]}"
+
+
+def _make_folder(run_dir: Path) -> bool:
+    """``mkdir -p run_dir``; whether ``run_dir`` itself was made now (so holds nothing)."""
+    try:
+        run_dir.mkdir()
+    except FileNotFoundError:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(exist_ok=True)
+        return True
+    except FileExistsError:
+        if not run_dir.is_dir():
+            raise
+        return False
+    return True
 
 
 def _why(exc: OSError) -> str:

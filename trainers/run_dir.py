@@ -4,7 +4,8 @@ An attempt lives in ``<runs>/<run_id>/<attempt>/``::
 
     command.json   what to run: argv, cwd, env overrides, timeout (written by the executor)
     wrapper.lock   flock'ed by the attempt's supervisor until exit.json is written
-    wrapper.log    the supervisor's messages about the attempt (empty unless something failed)
+    wrapper.log    the supervisor's messages about the attempt (absent or empty unless
+                   something failed)
     cancel.request written by the executor before it stops the command (the end is a cancel)
     output.log     the command's stdout and stderr, combined, written straight by the command
     start.json     the supervisor's pid and start time, the command's process group, written
@@ -23,15 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +75,14 @@ class CommandRecord:
     """The shell command line when ``argv`` is ``/bin/sh -c <it>`` (for display)."""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["argv"] = list(self.argv)
-        return data
+        return {
+            "argv": list(self.argv),
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "timeout_s": self.timeout_s,
+            "kill_grace_s": self.kill_grace_s,
+            "shell_command": self.shell_command,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CommandRecord | None:
@@ -121,7 +128,7 @@ class StartRecord:
     started_at: float
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StartRecord | None:
@@ -163,7 +170,7 @@ class ExitRecord:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExitRecord | None:
@@ -190,6 +197,11 @@ class ExitRecord:
         )
 
 
+def _flat(record: object) -> dict[str, Any]:
+    """A record of plain fields as a dict (``asdict`` without its deep copies)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}  # type: ignore[arg-type]
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -206,17 +218,21 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
     No fsync: these records describe processes of this machine, which a power cut ends as
     well, and the daemon copies what matters into its store as soon as a record appears; a
-    record lost with the page cache reads as missing, which is what it then is.
+    record lost with the page cache reads as missing, which is what it then is. The temporary
+    file is named for this process and thread (each writes its own), mode 0600.
     """
-    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
+        try:
+            os.write(fd, text)  # a regular file takes a few hundred bytes whole
+        finally:
+            os.close(fd)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            Path(tmp).unlink()
+            tmp.unlink()
         raise
 
 
@@ -263,7 +279,7 @@ def process_start_time(pid: int, *, zombies: bool = False) -> int | None:
     """
     if pid <= 0:
         return None
-    if _PROC.joinpath("self", "stat").exists():
+    if _has_proc():
         try:
             raw = _PROC.joinpath(str(pid), "stat").read_bytes()
         except OSError:
@@ -274,6 +290,12 @@ def process_start_time(pid: int, *, zombies: bool = False) -> int | None:
             return None
         return int(fields[19])
     return _ps_start_time(pid, zombies=zombies)
+
+
+@functools.cache
+def _has_proc() -> bool:
+    """Whether this system has Linux's ``/proc/<pid>/stat`` (looked at once)."""
+    return _PROC.joinpath("self", "stat").exists()
 
 
 def _ps_start_time(pid: int, *, zombies: bool) -> int | None:
@@ -317,7 +339,7 @@ def process_group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    if not _PROC.joinpath("self", "stat").exists():
+    if not _has_proc():
         return True
     for entry in os.scandir(_PROC):
         if not entry.name.isdigit():

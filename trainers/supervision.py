@@ -20,6 +20,13 @@ the attempts count as cancelled), as is a cancel request in an attempt's folder
 (``cancel.request``, written by the executor before it signals the group itself). The
 process is a child subreaper on Linux, so orphaned grandchildren are reaped here.
 
+An attempt may also be *lined up* behind one that runs (:meth:`Supervision.line_up`): it
+starts the moment the one before it is over (its group gone), before that one's
+``exit.json`` is written, so a slot of the daemon's queue never waits for the daemon. Until
+then it holds its lock and has no ``start.json``; :meth:`Supervision.drop` lets go of it
+(lock released, nothing written), as does a stop signal, so "no ``start.json`` and no lock"
+always means "never started, start it again".
+
 Standard library only: this code sits next to every run.
 """
 
@@ -27,15 +34,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import math
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -63,11 +71,14 @@ class _Attempt:
     run_dir: Path
     lock_fd: int
     log_fd: int | None
-    """``wrapper.log``, for messages about this attempt (``None``: this process's stderr)."""
+    """``wrapper.log``, for messages about this attempt (``None``: appended to the folder's
+    ``wrapper.log`` when there is one to write, or this process's stderr; see
+    :class:`Supervision`)."""
     t0: float
     grace_s: float = 10.0
     timeout_at: float = math.inf
-    child: subprocess.Popen[bytes] | None = None
+    child: int | None = None
+    """The command's pid (and process group)."""
     status: int | None = None
     code: int = 0
     error: str | None = None
@@ -79,22 +90,51 @@ class _Attempt:
 
     @property
     def pgid(self) -> int | None:
-        return None if self.child is None else self.child.pid
+        return self.child
+
+
+@dataclass
+class _LinedUp:
+    """An attempt waiting for the one before it to end: its folder and its fds."""
+
+    run_dir: Path
+    lock_fd: int
+    log_fd: int | None
+
+    def close(self) -> None:
+        os.close(self.lock_fd)
+        if self.log_fd is not None:
+            os.close(self.log_fd)
 
 
 class Supervision:
     """The attempts this process supervises. ``on_end(run_dir)`` is called once an
-    attempt's ``exit.json`` is written. Call :meth:`install` once, from the main thread,
+    attempt's ``exit.json`` is written, ``on_lost(run_dir)`` when it is over without one
+    (it could not be written). Call :meth:`install` once, from the main thread,
     before anything else; then :meth:`start` attempts and call :meth:`step` whenever
     :attr:`wake_fd` is readable or the time it returned has passed."""
 
-    def __init__(self, on_end: Callable[[Path], None] = lambda run_dir: None) -> None:
+    def __init__(
+        self,
+        on_end: Callable[[Path], None] = lambda run_dir: None,
+        *,
+        on_lost: Callable[[Path], None] = lambda run_dir: None,
+        folder_log: bool = False,
+    ) -> None:
         self.on_end = on_end
+        self.on_lost = on_lost
+        self.folder_log = folder_log
+        """Messages about an attempt handed over without a log fd go to its folder's
+        ``wrapper.log`` (made when there is one), not to this process's stderr."""
         self._attempts: dict[Path, _Attempt] = {}
+        self._waiting: dict[Path, list[_LinedUp]] = {}
+        """Attempts lined up behind the running attempt whose folder is the key."""
         self._pending: list[int] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._me = rd.process_start_time(os.getpid()) or 0
         self._host = socket.gethostname()
+        self._environ = dict(os.environ)
+        """The commands' base environment (this process never changes its own)."""
 
     @property
     def wake_fd(self) -> int:
@@ -133,7 +173,9 @@ class Supervision:
         """Take on the attempt in ``run_dir`` whose ``wrapper.lock`` ``lock_fd`` holds (the
         fds become this object's). Its ``start.json`` once written; raises
         :class:`NotStarted` (having closed the fds) when it is not taken on."""
-        os.set_inheritable(lock_fd, False)
+        os.set_inheritable(lock_fd, False)  # the commands inherit no fd of ours
+        if log_fd is not None:
+            os.set_inheritable(log_fd, False)
         attempt = _Attempt(run_dir, lock_fd, log_fd, time.monotonic())
         started_at = time.time()
         if (run_dir / rd.START_FILE).exists():
@@ -167,8 +209,8 @@ class Supervision:
             pid=os.getpid(),
             start_time=self._me,
             pgid=attempt.pgid,
-            child_pid=None if child is None else child.pid,
-            child_start_time=None if child is None else rd.process_start_time(child.pid),
+            child_pid=child,
+            child_start_time=None if child is None else rd.process_start_time(child),
             host=self._host,
             started_at=started_at,
         )
@@ -176,8 +218,9 @@ class Supervision:
             rd.write_json_atomic(run_dir / rd.START_FILE, start.to_json())
         except OSError as exc:
             if child is not None:
-                killpg(child.pid, signal.SIGKILL)
-                child.wait()
+                killpg(child, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(child, 0)
             self._drop(attempt)
             raise NotStarted(
                 f"cannot write {rd.START_FILE} in {run_dir}: {exc}; stopped the command"
@@ -189,27 +232,58 @@ class Supervision:
         if not Path(command.cwd).is_dir():
             attempt.error, attempt.code = f"working directory does not exist: {command.cwd}", 127
             return
-        env = dict(os.environ)
+        env = self._environ.copy()
         env.update(command.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env[rd.RUN_DIR_ENV] = str(attempt.run_dir)
         try:
-            attempt.child = subprocess.Popen(
-                command.argv,
-                cwd=command.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out_fd,
-                stderr=out_fd,
-                close_fds=True,
-                process_group=0,
-            )
+            attempt.child = _spawn(command.argv, command.cwd, env, out_fd)
         except FileNotFoundError as exc:
             attempt.error = f"command not found: {command.argv[0]} ({exc.strerror})"
             attempt.code = 127
         except OSError as exc:
             attempt.error = f"cannot run {command.argv[0]}: {exc.strerror or exc}"
             attempt.code = 126
+
+    def line_up(self, run_dir: Path, lock_fd: int, log_fd: int | None, after: Path) -> None:
+        """Take on the attempt in ``run_dir`` (as :meth:`start` does) to start once the
+        attempt in ``after`` is over; at once when ``after`` is not supervised here (any
+        more). An attempt that cannot start says why in ``wrapper.log`` and lets go of its
+        lock, with no ``start.json``."""
+        os.set_inheritable(lock_fd, False)  # the commands started meanwhile get none of them
+        if log_fd is not None:
+            os.set_inheritable(log_fd, False)
+        lined = _LinedUp(run_dir, lock_fd, log_fd)
+        if after in self._attempts:
+            self._waiting.setdefault(after, []).append(lined)
+        else:
+            self._start_lined_up(lined)
+
+    def drop(self, run_dir: Path) -> bool:
+        """Let go of the attempt lined up in ``run_dir`` that has not started (its lock is
+        released, nothing is written); whether there was one."""
+        for after, lined in list(self._waiting.items()):
+            for one in lined:
+                if one.run_dir == run_dir:
+                    lined.remove(one)
+                    if not lined:
+                        del self._waiting[after]
+                    one.close()
+                    return True
+        return False
+
+    def drop_waiting(self) -> None:
+        """Let go of every attempt lined up that has not started."""
+        waiting, self._waiting = self._waiting, {}
+        for lined in waiting.values():
+            for one in lined:
+                one.close()
+
+    def _start_lined_up(self, lined: _LinedUp) -> None:
+        try:
+            self.start(lined.run_dir, lined.lock_fd, lined.log_fd)
+        except NotStarted as exc:  # start() has let go of the fds
+            _append(lined.run_dir / rd.WRAPPER_LOG, f"labmind supervisor: {exc}\n", None)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -219,6 +293,8 @@ class Supervision:
         self._drain_wake()
         self._reap()
         pending, self._pending = self._pending, []
+        if pending:
+            self.drop_waiting()  # stopped: nothing new starts
         now = time.monotonic()
         due = math.inf
         for attempt in list(self._attempts.values()):
@@ -292,11 +368,16 @@ class Supervision:
             cancelled=cancelled and not attempt.timed_out,
             error=attempt.error,
         )
+        # The group is gone: what was lined up behind it takes its place before the end
+        # is written.
+        for lined in self._waiting.pop(attempt.run_dir, []):
+            self._start_lined_up(lined)
         try:
             rd.write_json_atomic(attempt.run_dir / rd.EXIT_FILE, record.to_json())
         except OSError as exc:
             self._say(attempt, f"cannot write {rd.EXIT_FILE} in {attempt.run_dir}: {exc}")
             self._drop(attempt)
+            self.on_lost(attempt.run_dir)
             return
         self._drop(attempt)
         self.on_end(attempt.run_dir)
@@ -310,7 +391,7 @@ class Supervision:
 
     def _reap(self) -> None:
         """Collect every exited child (the commands and reparented orphans)."""
-        children = {a.child.pid: a for a in self._attempts.values() if a.child is not None}
+        children = {a.child: a for a in self._attempts.values() if a.child is not None}
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -319,9 +400,8 @@ class Supervision:
             if pid == 0:
                 return
             attempt = children.get(pid)
-            if attempt is not None and attempt.child is not None:
+            if attempt is not None:
                 attempt.status = status
-                attempt.child.returncode = os.waitstatus_to_exitcode(status)
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -329,12 +409,55 @@ class Supervision:
                 pass
 
     def _say(self, attempt: _Attempt, message: str) -> None:
-        line = f"labmind supervisor: {message}\n".encode()
+        line = f"labmind supervisor: {message}\n"
         if attempt.log_fd is not None:
             with contextlib.suppress(OSError):
-                os.write(attempt.log_fd, line)
+                os.write(attempt.log_fd, line.encode())
+        elif self.folder_log:
+            _append(attempt.run_dir / rd.WRAPPER_LOG, line, None)
         else:
             say(message)
+
+
+def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> int:
+    """Start ``argv`` in ``cwd`` as the leader of a new process group, stdin from
+    ``/dev/null``, stdout and stderr to ``out_fd``; its pid. ``posix_spawn`` (a vfork and an
+    exec, with none of ``subprocess``'s bookkeeping): this process opens every fd
+    close-on-exec, so the command inherits none of them. Searches the ``PATH`` of ``env``
+    for a bare name, as ``subprocess`` does, and raises ``OSError`` as it does."""
+    program = argv[0]
+    if os.sep not in program:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        program = found
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, out_fd, 1),
+        (os.POSIX_SPAWN_DUP2, out_fd, 2),
+    ]
+    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)  # posix_spawn has no cwd of its own here; this process is one thread
+        try:
+            return os.posix_spawn(
+                program,
+                list(argv),
+                env,
+                file_actions=actions,
+                setpgroup=0,
+                setsigdef=_DEFAULT_IN_COMMANDS,
+            )
+        finally:
+            os.fchdir(here)
+    finally:
+        os.close(here)
+
+
+_DEFAULT_IN_COMMANDS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)
+)
+"""Signals Python ignores that the commands get back at their default (as with subprocess)."""
 
 
 def killpg(pgid: int, sig: int) -> None:

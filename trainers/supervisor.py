@@ -4,13 +4,19 @@ labmind.trainers.supervisor FD``.
 A wrapper process per attempt costs a Python start-up (about 0.1 s) and its memory for every
 run. The run supervisor pays that once: the executor starts it in a session of its own and
 hands it attempts over a Unix socket (``SOCK_SEQPACKET``, fd ``FD``). A request names a run
-folder and carries two fds (``SCM_RIGHTS``): ``wrapper.lock``, already locked by the
-executor, and ``wrapper.log``. The supervisor starts the command
+folder and carries one fd (``SCM_RIGHTS``): ``wrapper.lock``, already locked by the
+executor (a second fd, if any, is ``wrapper.log``; without it the supervisor makes that file
+only when it has something to say about the attempt). The supervisor starts the command
 (:class:`~labmind.trainers.supervision.Supervision`) and answers with ``start.json``'s
 content, or an error; when an attempt's ``exit.json`` is written it sends ``{"ended": DIR}``.
+A request that also names ``"after": DIR2`` lines the attempt up behind the attempt in
+``DIR2`` (it starts once that one is over) and is not answered; ``{"drop": DIR}`` lets go of
+an attempt lined up that has not started. Neither needs the daemon's attention while a slot
+changes hands.
 
 The supervisor outlives the daemon: at end of file on its socket (the daemon is gone) it
-goes on supervising what it has, and exits when the last of those attempts has ended. A new
+goes on supervising what it has (but lets go of what is lined up, which a new daemon starts
+again), and exits when the last of those attempts has ended. A new
 daemon starts a new supervisor for new attempts and finds the old ones from their folders.
 
 Standard library only: this process sits next to every run.
@@ -45,19 +51,20 @@ class SupervisorGone(OSError):
 class Supervisor:
     """The executor's side: starts the run supervisor on first use and hands it attempts.
 
-    ``on_end`` is called (from a reader thread) when an attempt handed over ends."""
+    ``on_end(run_dir)`` is called (from a reader thread) when an attempt handed over ends."""
 
     def __init__(
-        self, python: str = sys.executable, on_end: Callable[[], None] = lambda: None
+        self, python: str = sys.executable, on_end: Callable[[Path], None] = lambda run_dir: None
     ) -> None:
         self.python = python
         self.on_end = on_end
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._replies: queue.Queue[dict[str, object] | None] = queue.Queue()
+        self._closed = threading.Event()
         self._lock = threading.Lock()
 
-    def start(self, run_dir: Path, lock_fd: int, log_fd: int) -> rd.StartRecord:
+    def start(self, run_dir: Path, lock_fd: int) -> rd.StartRecord:
         """Have the supervisor start the attempt in ``run_dir``; its ``start.json``. Raises
         :class:`SupervisorGone` when no supervisor can be reached (nothing was started),
         ``OSError`` when the supervisor could not start the attempt."""
@@ -65,12 +72,49 @@ class Supervisor:
             for attempt in range(2):
                 sock = self._connect()
                 try:
-                    return self._ask(sock, run_dir, lock_fd, log_fd)
+                    return self._ask(sock, run_dir, lock_fd)
                 except SupervisorGone:
                     self._disconnect()
                     if attempt == 1:
                         raise
         raise AssertionError("unreachable")
+
+    def line_up(self, run_dir: Path, lock_fd: int, after: Path, pid: int) -> None:
+        """Have the supervisor ``pid`` start the attempt in ``run_dir`` once the attempt in
+        ``after`` (which it supervises) is over. Raises :class:`SupervisorGone` when that
+        supervisor is not the one this object talks to, or cannot be reached (nothing was
+        handed over)."""
+        request = json.dumps({"run_dir": str(run_dir), "after": str(after)}).encode()
+        with self._lock:
+            sock = self._sock
+            if sock is None or self.pid != pid:
+                raise SupervisorGone("the attempt before it is not under this supervisor")
+            try:
+                socket.send_fds(sock, [request], [lock_fd])
+            except OSError as exc:
+                self._disconnect()
+                raise SupervisorGone(f"the run supervisor is gone: {exc.strerror or exc}") from None
+
+    def drop(self, run_dir: Path) -> None:
+        """Ask the supervisor to let go of the attempt lined up in ``run_dir`` if it has not
+        started (no answer: the attempt's lock tells)."""
+        with self._lock:
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.send(json.dumps({"drop": str(run_dir)}).encode())
+
+    def reports(self, pid: int) -> bool:
+        """Whether the supervisor ``pid`` is this object's and still tells it of every end
+        (it lives and its socket is open): then an attempt it has not reported runs."""
+        return self.pid == pid and not self._closed.is_set()
+
+    @property
+    def pid(self) -> int | None:
+        """The supervisor this object talks to, while it lives."""
+        proc = self._proc
+        if self._sock is None or proc is None or proc.returncode is not None:
+            return None
+        return proc.pid
 
     def close(self) -> None:
         """Let go of the supervisor: it goes on with what it supervises, then exits."""
@@ -101,8 +145,10 @@ class Supervisor:
             theirs.close()
         # Reaps the supervisor whenever it exits, which may be long after we let go of it.
         threading.Thread(target=proc.wait, name="labmind-supervisor-reaper", daemon=True).start()
-        self._replies = queue.Queue()
-        threading.Thread(target=_read, args=(ours, self._replies, self.on_end), daemon=True).start()
+        self._replies, self._closed = queue.Queue(), threading.Event()
+        threading.Thread(
+            target=_read, args=(ours, self._replies, self.on_end, self._closed), daemon=True
+        ).start()
         self._sock, self._proc = ours, proc
         return ours
 
@@ -113,10 +159,10 @@ class Supervisor:
             self._sock.close()
         self._sock = self._proc = None
 
-    def _ask(self, sock: socket.socket, run_dir: Path, lock_fd: int, log_fd: int) -> rd.StartRecord:
+    def _ask(self, sock: socket.socket, run_dir: Path, lock_fd: int) -> rd.StartRecord:
         request = json.dumps({"run_dir": str(run_dir)}).encode()
         try:
-            socket.send_fds(sock, [request], [lock_fd, log_fd])
+            socket.send_fds(sock, [request], [lock_fd])
         except OSError as exc:
             raise SupervisorGone(f"the run supervisor is gone: {exc.strerror or exc}") from None
         # From here the attempt may have started: a failure is an error, never a reason to
@@ -139,19 +185,22 @@ class Supervisor:
 def _read(
     sock: socket.socket,
     replies: queue.Queue[dict[str, object] | None],
-    on_end: Callable[[], None],
+    on_end: Callable[[Path], None],
+    closed: threading.Event,
 ) -> None:
-    """The client's reader: answers go to ``replies``, ends to ``on_end``; ``None`` at the end."""
+    """The client's reader: answers go to ``replies``, ends to ``on_end``; ``None`` at the
+    end, when ``closed`` is set."""
     try:
         while message := sock.recv(_MAX_MESSAGE):
             data = json.loads(message)
             if isinstance(data, dict) and "ended" in data:
-                on_end()
+                on_end(Path(str(data["ended"])))
             elif isinstance(data, dict):
                 replies.put(data)
     except (OSError, ValueError):
         pass
     finally:
+        closed.set()
         replies.put(None)
 
 
@@ -167,7 +216,9 @@ def serve(sock: socket.socket) -> int:
             with contextlib.suppress(OSError):
                 sock.send(json.dumps({"ended": str(run_dir)}).encode())
 
-    supervision = Supervision(on_end=ended)
+    # The daemon hears of every attempt that is over, with exit.json or without (then it
+    # finds the attempt lost): it looks at its attempts' folders only when told.
+    supervision = Supervision(on_end=ended, on_lost=ended, folder_log=True)
     supervision.install()
     listen = sock.fileno()
     while listening or supervision.busy:
@@ -181,6 +232,8 @@ def serve(sock: socket.socket) -> int:
             continue
         if listen in ready:
             listening = _take(sock, supervision)
+            if not listening:
+                supervision.drop_waiting()  # the daemon is gone: its successor decides
     return 0
 
 
@@ -192,22 +245,32 @@ def _take(sock: socket.socket, supervision: Supervision) -> bool:
         return True
     except OSError:
         return False
+    for fd in fds:
+        os.set_inheritable(fd, False)  # the commands this process starts inherit none
     if not message:
         for fd in fds:
             os.close(fd)
         return False
     reply: dict[str, object]
-    try:
-        run_dir = Path(json.loads(message)["run_dir"])
-    except (ValueError, KeyError, TypeError):
-        run_dir = None
-    if run_dir is None or len(fds) != 2:
+    request = _request(message)
+    run_dir = _path(request.get("run_dir"))
+    dropped, after = _path(request.get("drop")), _path(request.get("after"))
+    if dropped is not None:
         for fd in fds:
             os.close(fd)
-        reply = {"error": "a malformed request: a run folder and two fds are needed"}
+        supervision.drop(dropped)
+        return True
+    log_fd = fds[1] if len(fds) == 2 else None
+    if after is not None and run_dir is not None and fds:
+        supervision.line_up(run_dir, fds[0], log_fd, after)
+        return True
+    if run_dir is None or not fds:
+        for fd in fds:
+            os.close(fd)
+        reply = {"error": "a malformed request: a run folder and its lock's fd are needed"}
     else:
         try:
-            reply = supervision.start(run_dir, fds[0], fds[1]).to_json()
+            reply = supervision.start(run_dir, fds[0], log_fd).to_json()
         except NotStarted as exc:
             reply = {"error": str(exc)}
     try:
@@ -217,12 +280,25 @@ def _take(sock: socket.socket, supervision: Supervision) -> bool:
     return True
 
 
+def _request(message: bytes) -> dict[str, object]:
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _path(value: object) -> Path | None:
+    return Path(value) if isinstance(value, str) and value else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
         say("usage: python -m labmind.trainers.supervisor FD")
         return 2
     sock = socket.socket(fileno=int(args[0]))
+    sock.set_inheritable(False)
     try:
         return serve(sock)
     finally:

@@ -68,7 +68,9 @@ def test_start_poll_and_log_tail(tmp_path: Path, executor: Executor) -> None:
     assert rd.read_log(handle.run_dir, 0, 3) == b"hel"
     assert rd.read_log(handle.run_dir, 3, 1000) == b"lo\noops\n"
     assert rd.read_log(handle.run_dir, 11, 1000) == b""
-    assert (handle.run_dir / rd.WRAPPER_LOG).read_text() == ""
+    # Nothing went wrong: no message about the attempt (the supervisor makes the file only
+    # to say something; a wrapper's output goes there).
+    assert rd.read_log_tail(handle.run_dir / rd.WRAPPER_LOG, 4096) == ""
 
 
 def test_gpus_env_and_cwd_reach_the_command(tmp_path: Path, executor: Executor) -> None:
@@ -286,6 +288,75 @@ def test_a_dead_supervisor_loses_its_attempts_and_is_replaced(tmp_path: Path) ->
         assert finished(executor, executor.start(spec(tmp_path, "exit 2", 2))).exit_code == 2
     finally:
         executor.close()
+
+
+def wait_loop(tmp_path: Path, name: str) -> str:
+    """A command that runs until the file ``name`` appears next to the runs."""
+    return f"while [ ! -e {tmp_path / name} ]; do sleep 0.02; done"
+
+
+def test_an_attempt_lined_up_starts_the_moment_the_one_before_it_is_over(
+    tmp_path: Path,
+) -> None:
+    executor = LocalExecutor()
+    try:
+        first = executor.start(spec(tmp_path, wait_loop(tmp_path, "go"), 1))
+        command_group(first)
+        assert executor.can_line_up(first)
+        second = executor.line_up(spec(tmp_path, "exit 4", 2), first)
+        assert second is not None
+        time.sleep(0.3)
+        assert rd.read_start(second.run_dir) is None  # it waits for the first
+        assert executor.poll(second).running  # and holds its lock meanwhile
+        (tmp_path / "go").touch()
+        assert finished(executor, first).succeeded
+        taken = executor.take_over(second)
+        assert taken is not None
+        handle, started_at = taken
+        first_exit = rd.read_exit(first.run_dir)
+        assert first_exit is not None
+        assert handle.pgid is not None
+        assert started_at >= first_exit.ended_at  # one slot: never both at once
+        assert finished(executor, handle).exit_code == 4
+    finally:
+        executor.close()
+
+
+def test_an_attempt_lined_up_is_withdrawn_or_cancelled_before_it_starts(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    try:
+        first = executor.start(spec(tmp_path, wait_loop(tmp_path, "go"), 1))
+        command_group(first)
+        second = executor.line_up(spec(tmp_path, "exit 4", 2), first)
+        third = executor.line_up(spec(tmp_path, "exit 5", 3), first)
+        assert second is not None and third is not None
+        assert executor.withdraw(second)
+        executor.cancel(third, grace_s=2.0)  # taken back at once: it never ran
+        for handle in (second, third):
+            assert not rd.wrapper_lock_held(handle.run_dir)
+            assert rd.read_start(handle.run_dir) is None
+        (tmp_path / "go").touch()
+        assert finished(executor, first).succeeded
+        assert executor.take_over(second) is None  # nothing of it ran: start it again
+        assert rd.read_start(third.run_dir) is None
+        again = executor.start(spec(tmp_path, "exit 4", 2))
+        assert finished(executor, again).exit_code == 4
+    finally:
+        executor.close()
+
+
+def test_a_supervisor_whose_daemon_is_gone_lets_go_of_what_is_lined_up(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    first = executor.start(spec(tmp_path, wait_loop(tmp_path, "go"), 1))
+    command_group(first)
+    second = executor.line_up(spec(tmp_path, "exit 4", 2), first)
+    assert second is not None
+    executor.close()  # as the daemon's death would: end of file on the supervisor's socket
+    wait_for(lambda: not rd.wrapper_lock_held(second.run_dir) or None)
+    assert executor.poll(first).running  # what runs goes on
+    (tmp_path / "go").touch()
+    assert finished(executor, first).succeeded
+    assert rd.read_start(second.run_dir) is None  # never started: a new daemon queues it again
 
 
 def _pid_in(path: Path) -> int | None:
