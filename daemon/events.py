@@ -70,10 +70,7 @@ class EventBus:
 
         Events published before `bind` or after `close` are dropped.
         """
-        if "type" not in event:
-            raise ValueError("an event needs a 'type'")
-        stamped = {**event, "time": time.time()}
-        self._on_loop(self._deliver, stamped)
+        self.publish_all((event,))
 
     def publish_all(self, events: Sequence[Mapping[str, Any]]) -> None:
         """`publish` each of ``events``, in order, with one hand-over to the event loop."""

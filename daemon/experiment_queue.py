@@ -477,8 +477,7 @@ class ExperimentQueue:
                 if before is not None and self._liner is not None:
                     lined = self._liner.line_up(what, before)
                 if lined is None:  # its slot is not this supervisor's (any more): later
-                    with self.records.batch():
-                        self.records.requeue(run.id)
+                    self.records.requeue(run.id)
                     return
                 self._handles[run.id] = lined
                 self._behind[run.id] = launch.behind
@@ -491,8 +490,7 @@ class ExperimentQueue:
         except (ExecutorError, OSError) as exc:  # an unwritable folder, a wrapper that died
             self.ledger.release(run.id)
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            with self.records.batch():
-                self._fail_unstarted(run, "start_failed", message, done)
+            self._fail_unstarted(run, "start_failed", message, done)
             return
         self._handles[run.id] = handle
         done.running.append((run.id, handle))

@@ -75,14 +75,7 @@ class CommandRecord:
     """The shell command line when ``argv`` is ``/bin/sh -c <it>`` (for display)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "argv": list(self.argv),
-            "cwd": self.cwd,
-            "env": dict(self.env),
-            "timeout_s": self.timeout_s,
-            "kill_grace_s": self.kill_grace_s,
-            "shell_command": self.shell_command,
-        }
+        return {**_flat(self), "argv": list(self.argv), "env": dict(self.env)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CommandRecord | None:

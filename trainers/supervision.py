@@ -173,9 +173,7 @@ class Supervision:
         """Take on the attempt in ``run_dir`` whose ``wrapper.lock`` ``lock_fd`` holds (the
         fds become this object's). Its ``start.json`` once written; raises
         :class:`NotStarted` (having closed the fds) when it is not taken on."""
-        os.set_inheritable(lock_fd, False)  # the commands inherit no fd of ours
-        if log_fd is not None:
-            os.set_inheritable(log_fd, False)
+        _keep_from_commands(lock_fd, log_fd)
         attempt = _Attempt(run_dir, lock_fd, log_fd, time.monotonic())
         started_at = time.time()
         if (run_dir / rd.START_FILE).exists():
@@ -250,9 +248,7 @@ class Supervision:
         attempt in ``after`` is over; at once when ``after`` is not supervised here (any
         more). An attempt that cannot start says why in ``wrapper.log`` and lets go of its
         lock, with no ``start.json``."""
-        os.set_inheritable(lock_fd, False)  # the commands started meanwhile get none of them
-        if log_fd is not None:
-            os.set_inheritable(log_fd, False)
+        _keep_from_commands(lock_fd, log_fd)  # commands start before this one does
         lined = _LinedUp(run_dir, lock_fd, log_fd)
         if after in self._attempts:
             self._waiting.setdefault(after, []).append(lined)
@@ -417,6 +413,13 @@ class Supervision:
             _append(attempt.run_dir / rd.WRAPPER_LOG, line, None)
         else:
             say(message)
+
+
+def _keep_from_commands(*fds: int | None) -> None:
+    """Make ``fds`` close-on-exec: ``posix_spawn`` passes every inheritable fd on."""
+    for fd in fds:
+        if fd is not None:
+            os.set_inheritable(fd, False)
 
 
 def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> int:

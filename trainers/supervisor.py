@@ -245,8 +245,6 @@ def _take(sock: socket.socket, supervision: Supervision) -> bool:
         return True
     except OSError:
         return False
-    for fd in fds:
-        os.set_inheritable(fd, False)  # the commands this process starts inherit none
     if not message:
         for fd in fds:
             os.close(fd)

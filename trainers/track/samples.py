@@ -117,8 +117,7 @@ class SampleStats:
         """Log one batch (``weight``: this epoch's visit weight); when the log had no room
         for it, the log is folded first and that fold's summary returned."""
         summary = None
-        classes = logits.shape[1] if logits is not None and labels is not None else 0
-        if not self.log.fits(losses.shape[0], classes) and self.log.steps:
+        if not self.log.fits(losses, logits, labels):
             summary = self.fold()
         self.log.write(step, ids, losses, weight, logits, labels)
         return summary

@@ -83,14 +83,14 @@ class StepLog:
         """Steps logged since the last :meth:`take`."""
         return len(self._steps)
 
-    def fits(self, batch: int, classes: int) -> bool:
-        """Whether a batch of ``batch`` visits with ``classes`` logit classes (0: none)
-        goes in without a fold first."""
+    def fits(self, losses: Tensor, logits: Tensor | None, labels: Tensor | None) -> bool:
+        """Whether the step :meth:`write` would log goes in without a fold first."""
         if self.filled == 0:
             return True
+        classes = _logit_classes(logits, labels)
         if classes and classes != self.classes:
             return False
-        return self.filled + batch <= self.capacity
+        return self.filled + losses.shape[0] <= self.capacity
 
     def write(
         self,
@@ -103,12 +103,12 @@ class StepLog:
     ) -> None:
         """Log one batch; :meth:`fits` must have said yes."""
         batch = losses.shape[0]
-        with_logits = logits is not None and labels is not None
-        classes = logits.shape[1] if logits is not None and with_logits else self.classes
+        classes = _logit_classes(logits, labels)
         if self.filled == 0:
-            capacity = max(batch, min(self.entries, LOGIT_BUDGET // max(classes, 1)))
-            if classes != self.classes or capacity != self.capacity:
-                self._allocate(capacity, classes)
+            width = classes or self.classes
+            capacity = max(batch, min(self.entries, LOGIT_BUDGET // max(width, 1)))
+            if width != self.classes or capacity != self.capacity:
+                self._allocate(capacity, width)
         at = self.filled
         slot = self._slots.get(at)
         if slot is None or slot.batch != batch:
@@ -119,13 +119,13 @@ class StepLog:
             slot.labels.fill_(-1)
         else:
             slot.labels.copy_(labels)
-        if logits is not None and with_logits:
+        if logits is not None and classes:
             slot.logits.copy_(logits.T)
         self.filled += batch
         self._steps.append(step)
         self._sizes.append(batch)
         self._weights.append(weight)
-        self._with_logits.append(with_logits)
+        self._with_logits.append(classes > 0)
 
     def take(self) -> LoggedSteps | None:
         """Everything logged since the last call (valid until the next :meth:`write`),
@@ -175,3 +175,9 @@ class StepLog:
         self.ints = torch.zeros(2, entries, dtype=torch.long, device=device)  # ids, labels
         self.logits = torch.zeros(classes, entries, device=device)
         self._slots: dict[int, _Slot] = {}
+
+
+def _logit_classes(logits: Tensor | None, labels: Tensor | None) -> int:
+    """The classes of a step's logits, or 0 when it lacks logits or labels (the logit
+    signals need both)."""
+    return logits.shape[1] if logits is not None and labels is not None else 0

@@ -47,10 +47,11 @@ class SampleTracker:
     averaged losses and margins, so early training, before the model memorises noisy
     labels, counts the most.
     ``spike_window``, ``spike_sigma``: a batch loss more than ``spike_sigma`` standard
-    deviations above the mean of the last ``spike_window`` steps (and as far above an
-    exponential moving average) is a spike. ``run_dir``: where findings go; default
-    ``$LABMIND_RUN_DIR``, and nothing is written when neither is set. ``log_entries``:
-    sample visits logged on the device between two folds.
+    deviations (estimated over the last ``spike_window`` steps) above the mean of the 32
+    steps before it, and as far above an exponential moving average, is a spike.
+    ``run_dir``: where findings go; default ``$LABMIND_RUN_DIR``, and nothing is written
+    when neither is set. ``log_entries``: sample visits logged on the device between two
+    folds.
     """
 
     def __init__(
