@@ -23,15 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from labmind.daemon.config import IndexConfig
-from labmind.indexers.chunk import EMBED_TEXT_CHARS
-from labmind.indexers.embedder import LocalEmbedder
-from labmind.indexers.embedder_worker import WorkerEmbedder
-
 from .metrics import first_relevant_rank, summarize
-from .raw_tantivy import raw_index_seconds
 from .report import print_table
-from .workspace import Workspace
 
 QUERIES = Path(__file__).parent / "data" / "stdlib_queries.json"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -67,6 +60,17 @@ def keep_vectors_only(home: Path) -> None:
 
 
 def main() -> None:
+    # Imported here rather than at the top: the scan's worker processes are spawned and
+    # import the main module, which for the daemon is the light `labmind.daemon`
+    # package; at the top, these made each worker start 0.5 s later than the daemon's.
+    from labmind.daemon.config import IndexConfig
+    from labmind.indexers.chunk import EMBED_TEXT_CHARS
+    from labmind.indexers.embedder import LocalEmbedder
+    from labmind.indexers.embedder_worker import WorkerEmbedder
+
+    from .raw_tantivy import raw_index_seconds
+    from .workspace import Workspace
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", type=Path)
     parser.add_argument("--embed-sample", type=int, default=3000)

