@@ -124,8 +124,8 @@ class Daemon:
     pid: int = 0
 
     @classmethod
-    def create(cls, config: str | None = None) -> Daemon:
-        home = Path(tempfile.mkdtemp(prefix="lmb-", dir="/tmp"))
+    def create(cls, config: str | None = None, parent: Path = Path("/tmp")) -> Daemon:
+        home = Path(tempfile.mkdtemp(prefix="lmb-", dir=parent))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LABMIND_", "XDG_RUNTIME"))}
         env.update(LABMIND_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         daemon = cls(home, env)

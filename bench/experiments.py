@@ -432,6 +432,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--idle", type=int, default=20)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--home-parent",
+        type=Path,
+        default=Path("/tmp"),
+        help="Where the daemon's LABMIND_HOME (and so the run folders) is made.",
+    )
     args = parser.parse_args()
     n: int = args.runs
     results: dict[str, object] = {"command": trivial_command("<i>"), "slots": SLOTS}
@@ -439,7 +445,7 @@ def main() -> None:
     daemon: Daemon | None = None
     try:
         xargs_runs = [xargs_wall(n, through_sh=True)]
-        daemon = Daemon.create(CONFIG)
+        daemon = Daemon.create(CONFIG, args.home_parent)
         daemon.start()
         batch, phases = queue_batch(daemon, folder, n, "batch")
         xargs_runs += [xargs_wall(n, through_sh=True) for _ in range(XARGS_REPEATS - 1)]
