@@ -110,9 +110,9 @@ def analyze(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def path_terms(path: str) -> str:
-    """Terms of a file path: each folder and file name split like an identifier.
+    """Stemmed terms of a file path: each folder and file name split like an identifier.
 
-    ``src/io_utils/readFile.py`` gives ``src io_utils io utils readfile read file py``;
+    ``src/io_utils/readFile.py`` gives ``src io_util io util readfil read file py``;
     the extension stays a term of its own.
     """
     return analyze(" ".join(_PATH_SEPARATORS.split(path)))
