@@ -136,15 +136,13 @@ class ExperimentStore:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction for every write this thread makes inside (nested: the outer one)."""
-        if getattr(self._local, "tx", None) is not None:
-            yield
-            return
-        with self.store.transaction() as tx:
+        with self._write() as tx:
+            outer = getattr(self._local, "tx", None)
             self._local.tx = tx
             try:
                 yield
             finally:
-                self._local.tx = None
+                self._local.tx = outer
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -70,10 +70,6 @@ class StartedBefore(NotStarted):
 class _Attempt:
     run_dir: Path
     lock_fd: int
-    log_fd: int | None
-    """``wrapper.log``, for messages about this attempt (``None``: appended to the folder's
-    ``wrapper.log`` when there is one to write, or this process's stderr; see
-    :class:`Supervision`)."""
     t0: float
     grace_s: float = 10.0
     timeout_at: float = math.inf
@@ -95,16 +91,13 @@ class _Attempt:
 
 @dataclass
 class _LinedUp:
-    """An attempt waiting for the one before it to end: its folder and its fds."""
+    """An attempt waiting for the one before it to end: its folder and its lock's fd."""
 
     run_dir: Path
     lock_fd: int
-    log_fd: int | None
 
     def close(self) -> None:
         os.close(self.lock_fd)
-        if self.log_fd is not None:
-            os.close(self.log_fd)
 
 
 class Supervision:
@@ -124,8 +117,8 @@ class Supervision:
         self.on_end = on_end
         self.on_lost = on_lost
         self.folder_log = folder_log
-        """Messages about an attempt handed over without a log fd go to its folder's
-        ``wrapper.log`` (made when there is one), not to this process's stderr."""
+        """Messages about an attempt go to its folder's ``wrapper.log`` (made when there is
+        one), not to this process's stderr."""
         self._attempts: dict[Path, _Attempt] = {}
         self._waiting: dict[Path, list[_LinedUp]] = {}
         """Attempts lined up behind the running attempt whose folder is the key."""
@@ -169,12 +162,12 @@ class Supervision:
 
     # --- starting --------------------------------------------------------------------------
 
-    def start(self, run_dir: Path, lock_fd: int, log_fd: int | None = None) -> rd.StartRecord:
+    def start(self, run_dir: Path, lock_fd: int) -> rd.StartRecord:
         """Take on the attempt in ``run_dir`` whose ``wrapper.lock`` ``lock_fd`` holds (the
-        fds become this object's). Its ``start.json`` once written; raises
-        :class:`NotStarted` (having closed the fds) when it is not taken on."""
-        _keep_from_commands(lock_fd, log_fd)
-        attempt = _Attempt(run_dir, lock_fd, log_fd, time.monotonic())
+        fd becomes this object's). Its ``start.json`` once written; raises
+        :class:`NotStarted` (having closed the fd) when it is not taken on."""
+        os.set_inheritable(lock_fd, False)  # posix_spawn passes every inheritable fd on
+        attempt = _Attempt(run_dir, lock_fd, time.monotonic())
         started_at = time.time()
         if (run_dir / rd.START_FILE).exists():
             self._drop(attempt)
@@ -201,7 +194,7 @@ class Supervision:
             self._spawn(attempt, command, out_fd)
         os.close(out_fd)
         if attempt.error is not None:
-            _append(run_dir / rd.OUTPUT_LOG, f"labmind: {attempt.error}\n", attempt.log_fd)
+            _append(run_dir / rd.OUTPUT_LOG, f"labmind: {attempt.error}\n")
         child = attempt.child
         start = rd.StartRecord(
             pid=os.getpid(),
@@ -243,13 +236,13 @@ class Supervision:
             attempt.error = f"cannot run {command.argv[0]}: {exc.strerror or exc}"
             attempt.code = 126
 
-    def line_up(self, run_dir: Path, lock_fd: int, log_fd: int | None, after: Path) -> None:
+    def line_up(self, run_dir: Path, lock_fd: int, after: Path) -> None:
         """Take on the attempt in ``run_dir`` (as :meth:`start` does) to start once the
         attempt in ``after`` is over; at once when ``after`` is not supervised here (any
         more). An attempt that cannot start says why in ``wrapper.log`` and lets go of its
         lock, with no ``start.json``."""
-        _keep_from_commands(lock_fd, log_fd)  # commands start before this one does
-        lined = _LinedUp(run_dir, lock_fd, log_fd)
+        os.set_inheritable(lock_fd, False)  # commands start before this one does
+        lined = _LinedUp(run_dir, lock_fd)
         if after in self._attempts:
             self._waiting.setdefault(after, []).append(lined)
         else:
@@ -277,9 +270,9 @@ class Supervision:
 
     def _start_lined_up(self, lined: _LinedUp) -> None:
         try:
-            self.start(lined.run_dir, lined.lock_fd, lined.log_fd)
-        except NotStarted as exc:  # start() has let go of the fds
-            _append(lined.run_dir / rd.WRAPPER_LOG, f"labmind supervisor: {exc}\n", None)
+            self.start(lined.run_dir, lined.lock_fd)
+        except NotStarted as exc:  # start() has let go of the lock
+            _append(lined.run_dir / rd.WRAPPER_LOG, f"labmind supervisor: {exc}\n")
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -379,11 +372,8 @@ class Supervision:
         self.on_end(attempt.run_dir)
 
     def _drop(self, attempt: _Attempt) -> None:
-        """Let go of the attempt's fds (the lock with them)."""
+        """Let go of the attempt's lock."""
         os.close(attempt.lock_fd)
-        if attempt.log_fd is not None:
-            os.close(attempt.log_fd)
-            attempt.log_fd = None
 
     def _reap(self) -> None:
         """Collect every exited child (the commands and reparented orphans)."""
@@ -405,21 +395,10 @@ class Supervision:
                 pass
 
     def _say(self, attempt: _Attempt, message: str) -> None:
-        line = f"labmind supervisor: {message}\n"
-        if attempt.log_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(attempt.log_fd, line.encode())
-        elif self.folder_log:
-            _append(attempt.run_dir / rd.WRAPPER_LOG, line, None)
+        if self.folder_log:
+            _append(attempt.run_dir / rd.WRAPPER_LOG, f"labmind supervisor: {message}\n")
         else:
             say(message)
-
-
-def _keep_from_commands(*fds: int | None) -> None:
-    """Make ``fds`` close-on-exec: ``posix_spawn`` passes every inheritable fd on."""
-    for fd in fds:
-        if fd is not None:
-            os.set_inheritable(fd, False)
 
 
 def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> int:
@@ -480,17 +459,12 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _append(path: Path, text: str, log_fd: int | None) -> None:
+def _append(path: Path, text: str) -> None:
     try:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
-        message = f"labmind supervisor: cannot write {path}: {exc.strerror}\n"
-        if log_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(log_fd, message.encode())
-        else:
-            say(message.strip())
+        say(f"cannot write {path}: {exc.strerror}")
 
 
 def say(message: str) -> None:

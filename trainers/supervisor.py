@@ -5,8 +5,8 @@ A wrapper process per attempt costs a Python start-up (about 0.1 s) and its memo
 run. The run supervisor pays that once: the executor starts it in a session of its own and
 hands it attempts over a Unix socket (``SOCK_SEQPACKET``, fd ``FD``). A request names a run
 folder and carries one fd (``SCM_RIGHTS``): ``wrapper.lock``, already locked by the
-executor (a second fd, if any, is ``wrapper.log``; without it the supervisor makes that file
-only when it has something to say about the attempt). The supervisor starts the command
+executor (the supervisor makes ``wrapper.log`` only when it has something to say about the
+attempt). The supervisor starts the command
 (:class:`~labmind.trainers.supervision.Supervision`) and answers with ``start.json``'s
 content, or an error; when an attempt's ``exit.json`` is written it sends ``{"ended": DIR}``.
 A request that also names ``"after": DIR2`` lines the attempt up behind the attempt in
@@ -240,7 +240,7 @@ def serve(sock: socket.socket) -> int:
 def _take(sock: socket.socket, supervision: Supervision) -> bool:
     """Answer one request; whether the socket is still open."""
     try:
-        message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+        message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 1)
     except InterruptedError:
         return True
     except OSError:
@@ -258,17 +258,16 @@ def _take(sock: socket.socket, supervision: Supervision) -> bool:
             os.close(fd)
         supervision.drop(dropped)
         return True
-    log_fd = fds[1] if len(fds) == 2 else None
-    if after is not None and run_dir is not None and fds:
-        supervision.line_up(run_dir, fds[0], log_fd, after)
-        return True
     if run_dir is None or not fds:
         for fd in fds:
             os.close(fd)
         reply = {"error": "a malformed request: a run folder and its lock's fd are needed"}
+    elif after is not None:
+        supervision.line_up(run_dir, fds[0], after)
+        return True
     else:
         try:
-            reply = supervision.start(run_dir, fds[0], log_fd).to_json()
+            reply = supervision.start(run_dir, fds[0]).to_json()
         except NotStarted as exc:
             reply = {"error": str(exc)}
     try:
