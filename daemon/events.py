@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, Final
 
 DEFAULT_QUEUE_SIZE = 1000
+BURST_WINDOW_S = 0.05
+"""Events published from other threads within this long of a delivery go with the next one:
+a stream of events (a sweep of short runs) wakes the event loop 20 times a second, not once
+per round of the queue. The first event after a quiet spell goes at once."""
 
 # A comment line: clients ignore it, and writing it finds connections that went away.
 SSE_KEEPALIVE: Final = b": keepalive\n\n"
@@ -38,7 +43,8 @@ class EventBus:
     """Fan-out of events to async subscribers.
 
     `publish` may be called from any thread; events are numbered (`seq`) in the order
-    the event loop delivers them. Each subscriber has a bounded queue: when it falls
+    the event loop delivers them (from other threads, a burst at a time: `BURST_WINDOW_S`).
+    Each subscriber has a bounded queue: when it falls
     behind, its oldest events are dropped and it receives one
     `{"type": "dropped", "count": n}` in their place, so a slow client never holds up
     the daemon.
@@ -52,6 +58,11 @@ class EventBus:
         self._subscribers: weakref.WeakSet[_Subscriber] = weakref.WeakSet()
         self._seq = 0
         self._closed = False
+        self._pending: list[dict[str, Any]] = []
+        """Published from other threads, waiting for the loop (under `_pending_lock`)."""
+        self._pending_lock = threading.Lock()
+        self._flushing = False
+        """A delivery of `_pending` is due on the loop (now, or at the end of a burst window)."""
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Deliver on `loop` from now on; call once at start-up, before publishing."""
@@ -80,7 +91,32 @@ class EventBus:
             raise ValueError("an event needs a 'type'")
         now = time.time()
         stamped = [{**event, "time": now} for event in events]
-        self._on_loop(self._deliver_all, stamped)
+        loop = self._loop
+        if loop is None:
+            return
+        if _running_loop() is loop:
+            self._deliver_all(stamped)
+            return
+        with self._pending_lock:
+            self._pending.extend(stamped)
+            if self._flushing:
+                return
+            self._flushing = True
+        try:
+            loop.call_soon_threadsafe(self._flush)
+        except RuntimeError:
+            return  # the loop has been closed: the daemon is going away
+
+    def _flush(self) -> None:
+        """On the loop: deliver what other threads published, then look again at the end
+        of the burst window (a quiet window ends the flushing)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+            if not pending:
+                self._flushing = False
+                return
+        self._deliver_all(pending)
+        asyncio.get_running_loop().call_later(BURST_WINDOW_S, self._flush)
 
     def subscribe(self) -> AsyncGenerator[dict[str, Any], None]:
         """Events published from now on; call on the event loop.
@@ -120,11 +156,7 @@ class EventBus:
         loop = self._loop
         if loop is None:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             callback(*args)
             return
         try:
@@ -146,10 +178,20 @@ class EventBus:
             self._deliver(event)
 
     def _close(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        self._deliver_all(pending)
         self._closed = True
         for subscriber in list(self._subscribers):
             subscriber.offer(_CLOSED)
         self._subscribers.clear()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def format_sse(event: Mapping[str, Any]) -> bytes:

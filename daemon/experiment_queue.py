@@ -131,6 +131,12 @@ class ExperimentQueue:
         self._cluster_queued = None
         self._wake.set()
 
+    def expect(self) -> None:
+        """Runs are about to be queued: the executor gets ready for them meanwhile (the run
+        supervisor starts up while a spec is read and its runs stored)."""
+        if self._liner is not None and not self.paused:
+            self._liner.prepare()
+
     def cancel(self, run: RunRow) -> None:
         """Stop ``run`` (its process group gets SIGTERM, then SIGKILL) or take it off the queue."""
         done = _Round()

@@ -97,6 +97,7 @@ class ExperimentService:
 
     def submit(self, spec_path: str) -> SubmitResult:
         """Queue every run of the spec at ``spec_path``."""
+        self.queue.expect()
         try:
             spec = load_spec(Path(spec_path).expanduser())
         except SpecError as exc:

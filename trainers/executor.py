@@ -187,6 +187,10 @@ class LiningUp(Protocol):
     """An executor that can start an attempt the moment another one it runs is over, with
     no round trip through its caller (the local run supervisor)."""
 
+    def prepare(self) -> None:
+        """Attempts are coming: have what starts them ready (never raises)."""
+        ...
+
     def can_line_up(self, after: Handle) -> bool:
         """Whether an attempt can be lined up behind ``after`` now."""
         ...

@@ -36,7 +36,7 @@ from pathlib import Path
 from . import run_dir as rd
 from .executor import AttemptSpec, AttemptState, ExecutorError, Handle
 from .process_exits import ProcessExits
-from .supervision import killpg
+from .supervision import Ending, killpg
 from .supervisor import Supervisor, SupervisorGone
 
 WRAPPER_MODULE = "labmind.trainers.wrapper"
@@ -67,8 +67,10 @@ class LocalExecutor:
         self._watched: set[tuple[int, int]] = set()
         self._supervisor = Supervisor(python, on_end=self._ended) if supervisor else None
         self._lined_up: set[Path] = set()
-        self._reported: set[Path] = set()
-        """Attempts the supervisor said have ended, until polled."""
+        self._reported: dict[Path, rd.ExitRecord | None] = {}
+        """Attempts the supervisor said have ended, with their exit record, until polled."""
+        self._starts: dict[Path, rd.StartRecord] = {}
+        """Attempts lined up that the supervisor said have started, until taken over."""
 
     # --- start ---------------------------------------------------------------------------
 
@@ -80,6 +82,13 @@ class LocalExecutor:
             os.close(lock_fd)  # the supervisor holds the lock through its own copy
         self._watch_process(handle.pid, handle.start_time)
         return handle
+
+    def prepare(self) -> None:
+        """Start the run supervisor if none runs, so that it is up by the next start (a
+        Python start-up, ~0.1 s); a supervisor that cannot start is tried again then."""
+        if self._supervisor is not None:
+            with contextlib.suppress(SupervisorGone):
+                self._supervisor.boot()
 
     def can_line_up(self, after: Handle) -> bool:
         """Whether ``after`` runs under this executor's run supervisor (which can start an
@@ -120,7 +129,8 @@ class LocalExecutor:
         may be started again. Raises :class:`ExecutorError` when it could not be started."""
         with self._lock:
             self._lined_up.discard(handle.run_dir)
-        start = rd.read_start(handle.run_dir)
+            start = self._starts.pop(handle.run_dir, None)
+        start = start or rd.read_start(handle.run_dir)
         if start is None and self._supervisor is not None:
             # Normally it started before its predecessor's end was written; if it still
             # waits (its predecessor outlived a cancel), it is taken back.
@@ -248,7 +258,9 @@ class LocalExecutor:
             with self._lock:
                 if handle.run_dir not in self._reported:
                     return AttemptState("running")
-                self._reported.discard(handle.run_dir)
+                told = self._reported.pop(handle.run_dir)
+            if told is not None:
+                return AttemptState.exited(told)
         self._reap()
         ended = rd.read_exit(handle.run_dir)
         if ended is None and rd.wrapper_lock_held(handle.run_dir):
@@ -294,9 +306,10 @@ class LocalExecutor:
                 self._exits = ProcessExits(wake)
         return True
 
-    def _ended(self, run_dir: Path) -> None:
+    def _ended(self, ending: Ending) -> None:
         with self._lock:
-            self._reported.add(run_dir)
+            self._reported[ending.run_dir] = ending.exit
+            self._starts.update(ending.started)
         wake = self._wake
         if wake is not None:
             wake()
@@ -334,6 +347,8 @@ class LocalExecutor:
         a few seconds: call it from a thread in async code."""
         if rd.read_exit(handle.run_dir) is not None or self.withdraw(handle):
             return
+        with self._lock:
+            self._starts.pop(handle.run_dir, None)
         handle = self._started(handle)
         with contextlib.suppress(OSError):
             (handle.run_dir / rd.CANCEL_FILE).touch()

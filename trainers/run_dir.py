@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -214,19 +214,36 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     record lost with the page cache reads as missing, which is what it then is. The temporary
     file is named for this process and thread (each writes its own), mode 0600.
     """
+    with open_folder(path.parent) as folder:
+        write_json_at(folder, path.name, data)
+
+
+def write_json_at(folder: int, name: str, data: Mapping[str, Any]) -> None:
+    """:func:`write_json_atomic` of the file ``name`` in the folder open as ``folder``."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-    tmp = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    tmp = f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600, dir_fd=folder)
     try:
         try:
             os.write(fd, text)  # a regular file takes a few hundred bytes whole
         finally:
             os.close(fd)
-        tmp.replace(path)
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp, dir_fd=folder)
         raise
+
+
+@contextlib.contextmanager
+def open_folder(path: Path) -> Iterator[int]:
+    """An fd of the folder ``path`` for the ``*_at`` functions (raises ``OSError``)."""
+    folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield folder
+    finally:
+        os.close(folder)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -238,12 +255,44 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def read_json_at(folder: int, name: str) -> dict[str, Any] | None:
+    """:func:`read_json` of the file ``name`` in the folder open as ``folder``."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        data = json.loads(b"".join(chunks))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return data if isinstance(data, dict) else None
+
+
+def exists_at(folder: int, name: str) -> bool:
+    """Whether the folder open as ``folder`` has an entry ``name``."""
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
 def write_command(run_dir: Path, record: CommandRecord) -> None:
     write_json_atomic(run_dir / COMMAND_FILE, record.to_json())
 
 
 def read_command(run_dir: Path) -> CommandRecord | None:
     data = read_json(run_dir / COMMAND_FILE)
+    return None if data is None else CommandRecord.from_json(data)
+
+
+def read_command_at(folder: int) -> CommandRecord | None:
+    data = read_json_at(folder, COMMAND_FILE)
     return None if data is None else CommandRecord.from_json(data)
 
 
@@ -274,9 +323,15 @@ def process_start_time(pid: int, *, zombies: bool = False) -> int | None:
         return None
     if _has_proc():
         try:
-            raw = _PROC.joinpath(str(pid), "stat").read_bytes()
+            fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            raw = os.read(fd, 4096)  # one line, well under a page
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
         # The command name (field 2) is in parentheses and may hold spaces or parentheses.
         fields = raw[raw.rfind(b")") + 2 :].split()
         if len(fields) < 20 or (fields[0] in {b"Z", b"X"} and not zombies):

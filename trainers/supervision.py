@@ -38,10 +38,12 @@ import errno
 import functools
 import math
 import os
+import select
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +73,8 @@ class _Attempt:
     run_dir: Path
     lock_fd: int
     t0: float
+    folder: int = -1
+    """An fd of ``run_dir``, where the attempt's records are written."""
     grace_s: float = 10.0
     timeout_at: float = math.inf
     child: int | None = None
@@ -100,22 +104,37 @@ class _LinedUp:
         os.close(self.lock_fd)
 
 
+@dataclass(frozen=True)
+class Ending:
+    """An attempt that is over, as :class:`Supervision` reports it."""
+
+    run_dir: Path
+    exit: rd.ExitRecord | None
+    """What its ``exit.json`` holds; ``None`` when that could not be written."""
+    started: tuple[tuple[Path, rd.StartRecord], ...] = ()
+    """The attempts lined up behind it that started as it ended, with their ``start.json``."""
+
+
 class Supervision:
-    """The attempts this process supervises. ``on_end(run_dir)`` is called once an
-    attempt's ``exit.json`` is written, ``on_lost(run_dir)`` when it is over without one
-    (it could not be written). Call :meth:`install` once, from the main thread,
-    before anything else; then :meth:`start` attempts and call :meth:`step` whenever
-    :attr:`wake_fd` is readable or the time it returned has passed."""
+    """The attempts this process supervises. ``on_end(ending)`` is called once an attempt
+    is over and its ``exit.json`` written (or found unwritable). Call :meth:`install` once,
+    from the main thread, before anything else; then :meth:`start` attempts and
+    :meth:`run` (which takes more through its ``take`` callback).
+
+    Two threads do the work, one at a time (:attr:`lock`): the main thread waits for
+    requests, signals and timers; another waits for children in ``waitid``, so that the
+    kernel wakes it where the child ended (a parent waiting for its child gets that hint,
+    one woken by SIGCHLD does not and, on a busy machine, may wait for a busy core while
+    the core the child left sits idle), and it starts what is lined up behind the attempt
+    that ended at once."""
 
     def __init__(
         self,
-        on_end: Callable[[Path], None] = lambda run_dir: None,
+        on_end: Callable[[Ending], None] = lambda ending: None,
         *,
-        on_lost: Callable[[Path], None] = lambda run_dir: None,
         folder_log: bool = False,
     ) -> None:
         self.on_end = on_end
-        self.on_lost = on_lost
         self.folder_log = folder_log
         """Messages about an attempt go to its folder's ``wrapper.log`` (made when there is
         one), not to this process's stderr."""
@@ -124,14 +143,16 @@ class Supervision:
         """Attempts lined up behind the running attempt whose folder is the key."""
         self._pending: list[int] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.lock = threading.Lock()
+        """Held while either thread works on the attempts (:meth:`run` takes it)."""
+        self._spawned = threading.Event()
+        """Set when a command is started (the reaper waits for one when there are none)."""
+        self._asleep_until = math.inf
+        """When the main thread's wait ends (the reaper wakes it when things change sooner)."""
         self._me = rd.process_start_time(os.getpid()) or 0
         self._host = socket.gethostname()
         self._environ = dict(os.environ)
         """The commands' base environment (this process never changes its own)."""
-
-    @property
-    def wake_fd(self) -> int:
-        return self._wake_r
 
     @property
     def busy(self) -> bool:
@@ -140,15 +161,15 @@ class Supervision:
     # --- signals ---------------------------------------------------------------------------
 
     def install(self) -> None:
-        """Signal handlers (stop signals are passed on, SIGCHLD wakes :attr:`wake_fd`) and,
-        on Linux, the child subreaper flag."""
-        # A mask inherited from whatever thread started us must neither hide these signals
-        # nor reach the commands, which would inherit it.
+        """Signal handlers (stop signals are passed on) and, on Linux, the child subreaper
+        flag."""
+        # A mask inherited from whatever thread started us must not hide these signals.
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_stop_signal)
-        signal.signal(signal.SIGCHLD, self._on_child)
+        # Children stay for waitid to find (an inherited SIG_IGN would reap them unseen).
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         libc = _libc()
         if libc is not None:
             with contextlib.suppress(AttributeError):
@@ -156,9 +177,6 @@ class Supervision:
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._pending.append(signum)
-
-    def _on_child(self, signum: int, frame: FrameType | None) -> None:
-        """Nothing to do here: the wakeup fd wakes the loop, which reaps."""
 
     # --- starting --------------------------------------------------------------------------
 
@@ -169,21 +187,27 @@ class Supervision:
         os.set_inheritable(lock_fd, False)  # posix_spawn passes every inheritable fd on
         attempt = _Attempt(run_dir, lock_fd, time.monotonic())
         started_at = time.time()
-        if (run_dir / rd.START_FILE).exists():
+        try:
+            attempt.folder = folder = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            self._drop(attempt)
+            raise NotStarted(f"cannot open the run folder {run_dir}: {exc.strerror}") from None
+        if rd.exists_at(folder, rd.START_FILE):
             self._drop(attempt)
             raise StartedBefore(
                 f"{run_dir} was started before; an attempt runs once (start a new attempt)"
             )
         try:
             out_fd = os.open(
-                run_dir / rd.OUTPUT_LOG,
+                rd.OUTPUT_LOG,
                 os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                 0o644,
+                dir_fd=folder,
             )
         except OSError as exc:
             self._drop(attempt)
             raise NotStarted(f"cannot open {rd.OUTPUT_LOG} in {run_dir}: {exc.strerror}") from None
-        command = rd.read_command(run_dir)
+        command = rd.read_command_at(folder)
         if command is None:
             attempt.error = f"{rd.COMMAND_FILE} is missing or malformed in {run_dir}"
             attempt.code = 126
@@ -206,7 +230,7 @@ class Supervision:
             started_at=started_at,
         )
         try:
-            rd.write_json_atomic(run_dir / rd.START_FILE, start.to_json())
+            rd.write_json_at(folder, rd.START_FILE, start.to_json())
         except OSError as exc:
             if child is not None:
                 killpg(child, signal.SIGKILL)
@@ -229,6 +253,7 @@ class Supervision:
         env[rd.RUN_DIR_ENV] = str(attempt.run_dir)
         try:
             attempt.child = _spawn(command.argv, command.cwd, env, out_fd)
+            self._spawned.set()
         except FileNotFoundError as exc:
             attempt.error = f"command not found: {command.argv[0]} ({exc.strerror})"
             attempt.code = 127
@@ -268,31 +293,82 @@ class Supervision:
             for one in lined:
                 one.close()
 
-    def _start_lined_up(self, lined: _LinedUp) -> None:
+    def _start_lined_up(self, lined: _LinedUp) -> rd.StartRecord | None:
         try:
-            self.start(lined.run_dir, lined.lock_fd)
+            return self.start(lined.run_dir, lined.lock_fd)
         except NotStarted as exc:  # start() has let go of the lock
             _append(lined.run_dir / rd.WRAPPER_LOG, f"labmind supervisor: {exc}\n")
+            return None
 
     # --- the loop --------------------------------------------------------------------------
 
-    def step(self) -> float | None:
-        """Reap, pass signals on, enforce timeouts and grace periods, finish what is over.
-        Seconds until something is due (``None``: only a wake-up can bring anything)."""
-        self._drain_wake()
+    def run(self, requests: int | None = None, take: Callable[[], bool] = lambda: False) -> None:
+        """Supervise until every attempt is over and nothing more can come: with
+        ``requests`` (an fd), ``take()`` is called, holding :attr:`lock`, whenever it is
+        readable, and says whether to go on listening (when it stops, what is lined up is
+        let go of)."""
+        reaper = threading.Thread(target=self._wait_for_children, name="reaper", daemon=True)
+        reaper.start()
+        listening = requests is not None
+        while True:
+            with self.lock:
+                self._drain_wake()
+                due = self._step()
+                if not listening and not self.busy:
+                    return
+                self._asleep_until = math.inf if due is None else time.monotonic() + due
+            watched = [self._wake_r]
+            if listening and requests is not None:
+                watched.append(requests)
+            try:
+                ready, _, _ = select.select(watched, [], [], due)
+            except InterruptedError:
+                continue
+            if requests in ready:
+                with self.lock:
+                    listening = take()
+                    if not listening:
+                        self.drop_waiting()
+
+    def _wait_for_children(self) -> None:
+        """The reaper thread: wait until a child has ended (leaving it to :meth:`_step` to
+        collect), then move the attempts on; wake the main thread when its wait should end
+        sooner."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # the main thread's to handle
+        while True:
+            self._spawned.clear()
+            try:
+                os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                self._spawned.wait()
+                continue
+            with self.lock:
+                due = self._step()
+                sooner = due is not None and time.monotonic() + due < self._asleep_until
+                if sooner or not self.busy:
+                    with contextlib.suppress(BlockingIOError):
+                        os.write(self._wake_w, b"\0")
+
+    def _step(self) -> float | None:
+        """Reap, pass signals on, enforce timeouts and grace periods, finish what is over
+        (and advance what started meanwhile). Seconds until something is due (``None``:
+        only a wake-up can bring anything). Hold :attr:`lock`."""
         self._reap()
         pending, self._pending = self._pending, []
         if pending:
             self.drop_waiting()  # stopped: nothing new starts
         now = time.monotonic()
         due = math.inf
-        for attempt in list(self._attempts.values()):
-            if pending and attempt.pgid is not None and attempt.status is None:
-                attempt.cancelled = True
-                for sig in pending:
-                    killpg(attempt.pgid, sig)
-                self._terminated(attempt, now)
-            due = min(due, self._advance(attempt, now))
+        advanced: set[Path] = set()
+        while fresh := [a for a in self._attempts.values() if a.run_dir not in advanced]:
+            for attempt in fresh:
+                advanced.add(attempt.run_dir)
+                if pending and attempt.pgid is not None and attempt.status is None:
+                    attempt.cancelled = True
+                    for sig in pending:
+                        killpg(attempt.pgid, sig)
+                    self._terminated(attempt, now)
+                due = min(due, self._advance(attempt, now))
         return None if math.isinf(due) else max(0.0, due - now)
 
     def _advance(self, attempt: _Attempt, now: float) -> float:
@@ -347,7 +423,7 @@ class Supervision:
                 exit_code, signum = None, os.WTERMSIG(attempt.status)
             else:
                 exit_code = os.waitstatus_to_exitcode(attempt.status)
-        cancelled = attempt.cancelled or (attempt.run_dir / rd.CANCEL_FILE).exists()
+        cancelled = attempt.cancelled or rd.exists_at(attempt.folder, rd.CANCEL_FILE)
         record = rd.ExitRecord(
             exit_code=exit_code,
             signal=signum,
@@ -359,21 +435,25 @@ class Supervision:
         )
         # The group is gone: what was lined up behind it takes its place before the end
         # is written.
+        started = []
         for lined in self._waiting.pop(attempt.run_dir, []):
-            self._start_lined_up(lined)
+            start = self._start_lined_up(lined)
+            if start is not None:
+                started.append((lined.run_dir, start))
+        written: rd.ExitRecord | None = record
         try:
-            rd.write_json_atomic(attempt.run_dir / rd.EXIT_FILE, record.to_json())
+            rd.write_json_at(attempt.folder, rd.EXIT_FILE, record.to_json())
         except OSError as exc:
             self._say(attempt, f"cannot write {rd.EXIT_FILE} in {attempt.run_dir}: {exc}")
-            self._drop(attempt)
-            self.on_lost(attempt.run_dir)
-            return
+            written = None
         self._drop(attempt)
-        self.on_end(attempt.run_dir)
+        self.on_end(Ending(attempt.run_dir, written, tuple(started)))
 
     def _drop(self, attempt: _Attempt) -> None:
-        """Let go of the attempt's lock."""
+        """Let go of the attempt's lock (and its folder)."""
         os.close(attempt.lock_fd)
+        if attempt.folder >= 0:
+            os.close(attempt.folder)
 
     def _reap(self) -> None:
         """Collect every exited child (the commands and reparented orphans)."""
@@ -405,8 +485,10 @@ def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> i
     """Start ``argv`` in ``cwd`` as the leader of a new process group, stdin from
     ``/dev/null``, stdout and stderr to ``out_fd``; its pid. ``posix_spawn`` (a vfork and an
     exec, with none of ``subprocess``'s bookkeeping): this process opens every fd
-    close-on-exec, so the command inherits none of them. Searches the ``PATH`` of ``env``
-    for a bare name, as ``subprocess`` does, and raises ``OSError`` as it does."""
+    close-on-exec, so the command inherits none of them, and the command starts with no
+    signal blocked, whichever thread starts it. Searches the ``PATH`` of ``env`` for a bare
+    name, as ``subprocess`` does, and raises ``OSError`` as it does. The caller holds the
+    supervision's lock (the working directory is the process's, changed for the spawn)."""
     program = argv[0]
     if os.sep not in program:
         found = shutil.which(program, path=env.get("PATH", os.defpath))
@@ -420,7 +502,7 @@ def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> i
     ]
     here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.chdir(cwd)  # posix_spawn has no cwd of its own here; this process is one thread
+        os.chdir(cwd)  # posix_spawn has no cwd of its own here; nothing else uses ours
         try:
             return os.posix_spawn(
                 program,
@@ -428,6 +510,7 @@ def _spawn(argv: Sequence[str], cwd: str, env: dict[str, str], out_fd: int) -> i
                 env,
                 file_actions=actions,
                 setpgroup=0,
+                setsigmask=(),
                 setsigdef=_DEFAULT_IN_COMMANDS,
             )
         finally:

@@ -8,11 +8,13 @@ folder and carries one fd (``SCM_RIGHTS``): ``wrapper.lock``, already locked by 
 executor (the supervisor makes ``wrapper.log`` only when it has something to say about the
 attempt). The supervisor starts the command
 (:class:`~labmind.trainers.supervision.Supervision`) and answers with ``start.json``'s
-content, or an error; when an attempt's ``exit.json`` is written it sends ``{"ended": DIR}``.
-A request that also names ``"after": DIR2`` lines the attempt up behind the attempt in
-``DIR2`` (it starts once that one is over) and is not answered; ``{"drop": DIR}`` lets go of
-an attempt lined up that has not started. Neither needs the daemon's attention while a slot
-changes hands.
+content, or an error. When an attempt is over it sends ``{"ended": DIR, "exit": {...},
+"started": [[DIR2, {...}], ...]}``: ``exit.json``'s content (absent when that could not be
+written) and the ``start.json`` of each attempt lined up behind it that started then, so
+the daemon need not read them back from the folders. A request that also names ``"after":
+DIR2`` lines the attempt up behind the attempt in ``DIR2`` (it starts once that one is over)
+and is not answered; ``{"drop": DIR}`` lets go of an attempt lined up that has not started.
+Neither needs the daemon's attention while a slot changes hands.
 
 The supervisor outlives the daemon: at end of file on its socket (the daemon is gone) it
 goes on supervising what it has (but lets go of what is lined up, which a new daemon starts
@@ -28,7 +30,6 @@ import contextlib
 import json
 import os
 import queue
-import select
 import socket
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import run_dir as rd
-from .supervision import NotStarted, Supervision, say
+from .supervision import Ending, NotStarted, Supervision, say
 
 _MAX_MESSAGE = 65536
 _REPLY_TIMEOUT_S = 10.0
@@ -51,10 +52,10 @@ class SupervisorGone(OSError):
 class Supervisor:
     """The executor's side: starts the run supervisor on first use and hands it attempts.
 
-    ``on_end(run_dir)`` is called (from a reader thread) when an attempt handed over ends."""
+    ``on_end(ending)`` is called (from a reader thread) when an attempt handed over ends."""
 
     def __init__(
-        self, python: str = sys.executable, on_end: Callable[[Path], None] = lambda run_dir: None
+        self, python: str = sys.executable, on_end: Callable[[Ending], None] = lambda ending: None
     ) -> None:
         self.python = python
         self.on_end = on_end
@@ -78,6 +79,13 @@ class Supervisor:
                     if attempt == 1:
                         raise
         raise AssertionError("unreachable")
+
+    def boot(self) -> None:
+        """Start the supervisor now if none runs: it starts up while the caller goes on, so
+        that the next :meth:`start` does not wait for it. Raises :class:`SupervisorGone` when
+        it cannot be started."""
+        with self._lock:
+            self._connect()
 
     def line_up(self, run_dir: Path, lock_fd: int, after: Path, pid: int) -> None:
         """Have the supervisor ``pid`` start the attempt in ``run_dir`` once the attempt in
@@ -185,7 +193,7 @@ class Supervisor:
 def _read(
     sock: socket.socket,
     replies: queue.Queue[dict[str, object] | None],
-    on_end: Callable[[Path], None],
+    on_end: Callable[[Ending], None],
     closed: threading.Event,
 ) -> None:
     """The client's reader: answers go to ``replies``, ends to ``on_end``; ``None`` at the
@@ -194,7 +202,7 @@ def _read(
         while message := sock.recv(_MAX_MESSAGE):
             data = json.loads(message)
             if isinstance(data, dict) and "ended" in data:
-                on_end(Path(str(data["ended"])))
+                on_end(_ending(data))
             elif isinstance(data, dict):
                 replies.put(data)
     except (OSError, ValueError):
@@ -204,36 +212,51 @@ def _read(
         replies.put(None)
 
 
+def _ending(data: dict[str, object]) -> Ending:
+    """An ``ended`` message; records that do not parse count as not sent (the folder has
+    them)."""
+    exit_data, started = data.get("exit"), data.get("started")
+    exit_record = rd.ExitRecord.from_json(exit_data) if isinstance(exit_data, dict) else None
+    starts = []
+    for item in started if isinstance(started, list) else []:
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict):
+            record = rd.StartRecord.from_json(item[1])
+            if record is not None:
+                starts.append((Path(str(item[0])), record))
+    return Ending(Path(str(data["ended"])), exit_record, tuple(starts))
+
+
 # --- the supervisor process ----------------------------------------------------------------
 
 
 def serve(sock: socket.socket) -> int:
     """Take attempts from ``sock`` until it closes, and supervise them until they end."""
-    listening = True
+    closed = False
 
-    def ended(run_dir: Path) -> None:
-        if listening:
+    def ended(ending: Ending) -> None:
+        if not closed:
+            message: dict[str, object] = {
+                "ended": str(ending.run_dir),
+                "started": [[str(path), start.to_json()] for path, start in ending.started],
+            }
+            if ending.exit is not None:
+                message["exit"] = ending.exit.to_json()
             with contextlib.suppress(OSError):
-                sock.send(json.dumps({"ended": str(run_dir)}).encode())
+                sock.send(json.dumps(message).encode())
 
     # The daemon hears of every attempt that is over, with exit.json or without (then it
     # finds the attempt lost): it looks at its attempts' folders only when told.
-    supervision = Supervision(on_end=ended, on_lost=ended, folder_log=True)
+    supervision = Supervision(on_end=ended, folder_log=True)
     supervision.install()
-    listen = sock.fileno()
-    while listening or supervision.busy:
-        due = supervision.step()
-        if not listening and not supervision.busy:
-            break
-        watched = [supervision.wake_fd, listen] if listening else [supervision.wake_fd]
-        try:
-            ready, _, _ = select.select(watched, [], [], due)
-        except InterruptedError:
-            continue
-        if listen in ready:
-            listening = _take(sock, supervision)
-            if not listening:
-                supervision.drop_waiting()  # the daemon is gone: its successor decides
+
+    def take() -> bool:
+        nonlocal closed
+        # At end of file the daemon is gone: what is lined up is let go of (its successor
+        # decides), what runs goes on.
+        closed = not _take(sock, supervision)
+        return not closed
+
+    supervision.run(sock.fileno(), take)
     return 0
 
 

@@ -18,12 +18,11 @@ import argparse
 import contextlib
 import fcntl
 import os
-import select
 import sys
 from pathlib import Path
 
 from . import run_dir as rd
-from .supervision import NotStarted, StartedBefore, Supervision, say
+from .supervision import Ending, NotStarted, StartedBefore, Supervision, say
 
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
@@ -44,7 +43,7 @@ def supervise(run_dir: Path, lock_fd: int | None) -> int:
     if lock is None:
         say(f"another wrapper is already running {run_dir}")
         return EX_TEMPFAIL
-    ended: list[Path] = []
+    ended: list[Ending] = []
     supervision = Supervision(on_end=ended.append)
     supervision.install()
     try:
@@ -55,12 +54,8 @@ def supervise(run_dir: Path, lock_fd: int | None) -> int:
     except NotStarted as exc:
         say(str(exc))
         return EX_SOFTWARE
-    while True:
-        due = supervision.step()
-        if not supervision.busy:
-            return 0 if ended else EX_SOFTWARE
-        with contextlib.suppress(InterruptedError):
-            select.select([supervision.wake_fd], [], [], due)
+    supervision.run()
+    return 0 if any(e.exit is not None for e in ended) else EX_SOFTWARE
 
 
 def _detach() -> None:

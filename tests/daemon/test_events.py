@@ -232,3 +232,23 @@ def test_format_sse_without_seq_and_with_odd_values() -> None:
     assert lines[1].startswith("data: ")
     assert len(lines) == 2
     assert SSE_KEEPALIVE.startswith(b":")
+
+
+def test_events_published_just_before_close_arrive_before_the_end() -> None:
+    async def main() -> list[str]:
+        bus = EventBus()
+        bus.bind(asyncio.get_running_loop())
+        events = bus.subscribe()
+
+        def worker() -> None:
+            for i in range(5):  # one burst: the last ones wait for the burst window
+                bus.publish({"type": "indexed", "path": f"f{i}.py"})
+            bus.close()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        received = [e["path"] async for e in events]
+        thread.join()
+        return received
+
+    assert run(main()) == [f"f{i}.py" for i in range(5)]

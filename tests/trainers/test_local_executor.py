@@ -359,6 +359,69 @@ def test_a_supervisor_whose_daemon_is_gone_lets_go_of_what_is_lined_up(tmp_path:
     assert rd.read_start(second.run_dir) is None  # never started: a new daemon queues it again
 
 
+def supervisors() -> list[psutil.Process]:
+    """The run supervisors this test process started."""
+    return [
+        child
+        for child in psutil.Process().children()
+        if "labmind.trainers.supervisor" in " ".join(child.cmdline())
+    ]
+
+
+def test_prepare_starts_the_supervisor_that_the_next_start_uses(tmp_path: Path) -> None:
+    executor = LocalExecutor()
+    try:
+        assert supervisors() == []
+        executor.prepare()
+        executor.prepare()  # one is enough
+        (booted,) = supervisors()
+        handle = executor.start(spec(tmp_path, "true"))
+        assert handle.pid == booted.pid
+        assert finished(executor, handle).succeeded
+    finally:
+        executor.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_an_attempt_lined_up_starts_with_no_signal_blocked_and_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """A lined-up attempt is started by the supervisor's reaper thread, which blocks the
+    stop signals: the command must not inherit that, and its timeout must be kept."""
+    executor = LocalExecutor()
+    try:
+        first = executor.start(spec(tmp_path, wait_loop(tmp_path, "go"), 1))
+        command_group(first)
+        status = tmp_path / "status"
+        # Not through a shell, which clears its mask: Python keeps what it inherits.
+        copy_status = (
+            "import shutil, time; "
+            f"shutil.copyfile('/proc/self/status', {str(status)!r}); time.sleep(30)"
+        )
+        second = executor.line_up(
+            AttemptSpec(
+                "r1",
+                2,
+                rd.attempt_dir(tmp_path / "runs", "r1", 2),
+                argv=[sys.executable, "-c", copy_status],
+                timeout_s=1.0,
+                kill_grace_s=1.0,
+            ),
+            first,
+        )
+        assert second is not None
+        (tmp_path / "go").touch()
+        assert finished(executor, first).succeeded
+        taken = executor.take_over(second)
+        assert taken is not None
+        state = finished(executor, taken[0])
+        assert (state.timed_out, state.signal) == (True, signal.SIGTERM)
+        (blocked,) = [line for line in status.read_text().splitlines() if line.startswith("SigBlk")]
+        assert int(blocked.split()[1], 16) == 0
+    finally:
+        executor.close()
+
+
 def _pid_in(path: Path) -> int | None:
     try:
         text = path.read_text()
