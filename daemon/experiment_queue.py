@@ -103,6 +103,8 @@ class ExperimentQueue:
         self._handles: dict[str, Handle] = {}
         self._behind: dict[str, str] = {}
         """Runs lined up (not started yet) -> the run whose end starts them."""
+        self._sweep_of: dict[str, str] = {}
+        """Run -> its sweep, for the runs handed over (pruned to ``_handles`` when read)."""
         self._liner = executor if isinstance(executor, LiningUp) else None
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -486,6 +488,7 @@ class ExperimentQueue:
                     self.records.requeue(run.id)
                     return
                 self._handles[run.id] = lined
+                self._sweep_of[run.id] = run.sweep_id
                 self._behind[run.id] = launch.behind
                 return
             if launch.cluster is None:
@@ -499,6 +502,7 @@ class ExperimentQueue:
             self._fail_unstarted(run, "start_failed", message, done)
             return
         self._handles[run.id] = handle
+        self._sweep_of[run.id] = run.sweep_id
         done.running.append((run.id, handle))
         done.event(run.id, "running")
 
@@ -606,6 +610,7 @@ class ExperimentQueue:
                     self.records.requeue(run.id)
                     continue
                 self._handles[run.id] = handle
+                self._sweep_of[run.id] = run.sweep_id
                 self.ledger.adopt(run.id, run.gpus)
                 if run.status == "starting":
                     self.records.running(
@@ -623,8 +628,9 @@ class ExperimentQueue:
 
     def _sweep_progress(self, sweep_id: str, done: _Round) -> None:
         """Announce a sweep of several runs once the last of them has ended."""
-        if self.records.sweep_pending(sweep_id):
-            return
+        self._sweep_of = {r: s for r, s in self._sweep_of.items() if r in self._handles}
+        if sweep_id in self._sweep_of.values() or self.records.sweep_pending(sweep_id):
+            return  # a run of it is still in hand, or waits
         counts = self.records.sweep_counts(sweep_id)
         if sum(counts.values()) < 2:
             return

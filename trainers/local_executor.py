@@ -415,11 +415,8 @@ def _wrapper_error(run_dir: Path) -> str | None:
 def _make_folder(run_dir: Path) -> bool:
     """``mkdir -p run_dir``; whether ``run_dir`` itself was made now (so holds nothing)."""
     try:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)  # the run's: new for a first attempt
         run_dir.mkdir()
-    except FileNotFoundError:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        run_dir.mkdir(exist_ok=True)
-        return True
     except FileExistsError:
         if not run_dir.is_dir():
             raise

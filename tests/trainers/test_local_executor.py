@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -359,24 +360,25 @@ def test_a_supervisor_whose_daemon_is_gone_lets_go_of_what_is_lined_up(tmp_path:
     assert rd.read_start(second.run_dir) is None  # never started: a new daemon queues it again
 
 
-def supervisors() -> list[psutil.Process]:
-    """The run supervisors this test process started."""
-    return [
-        child
-        for child in psutil.Process().children()
-        if "labmind.trainers.supervisor" in " ".join(child.cmdline())
-    ]
+def supervisors() -> set[int]:
+    """The run supervisors this test process started (earlier tests' may still be going)."""
+    found = set()
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "labmind.trainers.supervisor" in " ".join(child.cmdline()):
+                found.add(child.pid)
+    return found
 
 
 def test_prepare_starts_the_supervisor_that_the_next_start_uses(tmp_path: Path) -> None:
     executor = LocalExecutor()
     try:
-        assert supervisors() == []
+        before = supervisors()
         executor.prepare()
         executor.prepare()  # one is enough
-        (booted,) = supervisors()
+        (booted,) = supervisors() - before
         handle = executor.start(spec(tmp_path, "true"))
-        assert handle.pid == booted.pid
+        assert handle.pid == booted
         assert finished(executor, handle).succeeded
     finally:
         executor.close()
