@@ -95,7 +95,7 @@ class EventBus:
         if loop is None:
             return
         if _running_loop() is loop:
-            self._deliver_all(stamped)
+            self._deliver_all([*self._take_pending(), *stamped])  # in the order published
             return
         with self._pending_lock:
             self._pending.extend(stamped)
@@ -118,12 +118,19 @@ class EventBus:
         self._deliver_all(pending)
         asyncio.get_running_loop().call_later(BURST_WINDOW_S, self._flush)
 
+    def _take_pending(self) -> list[dict[str, Any]]:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        return pending
+
     def subscribe(self) -> AsyncGenerator[dict[str, Any], None]:
         """Events published from now on; call on the event loop.
 
         Iteration ends when the bus is closed; `aclose()` (or dropping the iterator)
         unsubscribes.
         """
+        # What was published before goes to the subscribers that were there (not this one).
+        self._deliver_all(self._take_pending())
         subscriber = _Subscriber(self._queue_size)
         if self._closed:
             subscriber.offer(_CLOSED)
@@ -178,9 +185,7 @@ class EventBus:
             self._deliver(event)
 
     def _close(self) -> None:
-        with self._pending_lock:
-            pending, self._pending = self._pending, []
-        self._deliver_all(pending)
+        self._deliver_all(self._take_pending())
         self._closed = True
         for subscriber in list(self._subscribers):
             subscriber.offer(_CLOSED)
