@@ -87,7 +87,7 @@ class LocalExecutor:
         """Start the run supervisor if none runs, so that it is up by the next start (a
         Python start-up, ~0.1 s); a supervisor that cannot start is tried again then."""
         if self._supervisor is not None:
-            with contextlib.suppress(SupervisorGone):
+            with contextlib.suppress(OSError):  # SupervisorGone, or no fds for its socket
                 self._supervisor.boot()
 
     def can_line_up(self, after: Handle) -> bool:
