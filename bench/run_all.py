@@ -16,6 +16,7 @@ BENCHMARKS = (
     "backup",
     "backup_faults",
     "experiments",
+    "child_wait",
     "experiments_stress",
     "tracker",
 )
