@@ -397,6 +397,7 @@ class IndexService:
         rules = self.rules_for(root.path)
         seen: set[str] = set()
         todo: list[Path] = []
+        sizes: dict[str, int] = {}
 
         def skipped(path: Path, reason: str) -> None:
             self.store.record_skip(root.id, str(path), reason)
@@ -420,10 +421,11 @@ class IndexService:
                 continue
             if state is None or state.size != st.st_size or state.mtime_ns != st.st_mtime_ns:
                 todo.append(path)
+                sizes[key] = st.st_size
         gone = [p for p in known if p not in seen]
         with self._lock:
             self.progress.pending_files += len(todo)
-        self._index_files(root, todo, gone, known)
+        self._index_files(root, todo, gone, known, sizes)
 
     def _index_files(
         self,
@@ -431,6 +433,7 @@ class IndexService:
         paths: list[Path],
         deletions: list[str],
         known: Mapping[str, FileState] | None = None,
+        sizes: Mapping[str, int] | None = None,
     ) -> None:
         limit = int(self.config.max_file_size_mb * 1024 * 1024)
         if known is None:
@@ -438,9 +441,11 @@ class IndexService:
             known = {key: state for key, state in states.items() if state is not None}
         jobs = []
         for path in paths:
-            state = known.get(str(path))
+            key = str(path)
+            state = known.get(key)
             sha = state.sha256 if state is not None else None
-            jobs.append(FileJob(root.id, root.path, str(path), limit, sha))
+            size = sizes.get(key, 0) if sizes is not None else 0
+            jobs.append(FileJob(root.id, root.path, key, limit, sha, size))
         pending = _Pending(deletions=list(deletions))
         workers = self._workers(len(jobs))
         if workers:

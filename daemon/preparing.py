@@ -9,7 +9,6 @@ prepared in the daemon itself, which is faster than a round trip to a worker.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -52,6 +51,8 @@ class FileJob:
     path: str
     limit_bytes: int
     known_sha256: str | None
+    size: int = 0
+    """Its size when it was found (0: not looked at); only cuts the work into tasks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +217,7 @@ def _tasks(jobs: Sequence[FileJob]) -> list[list[FileJob]]:
     size = 0
     for job in jobs:
         task.append(job)
-        with contextlib.suppress(OSError):  # gone already: the worker reports it
-            size += Path(job.path).stat().st_size
+        size += job.size
         if len(task) >= FILES_PER_TASK or size >= TASK_BYTES:
             tasks.append(task)
             task, size = [], 0

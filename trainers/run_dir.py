@@ -249,10 +249,10 @@ def open_folder(path: Path) -> Iterator[int]:
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or ``None`` when it is missing, unreadable or malformed."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        raw = path.read_bytes()
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
+    return _json_object(raw)
 
 
 def read_json_at(folder: int, name: str) -> dict[str, Any] | None:
@@ -265,12 +265,11 @@ def read_json_at(folder: int, name: str) -> dict[str, Any] | None:
         chunks = []
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
-        data = json.loads(b"".join(chunks))
-    except (OSError, ValueError):
+    except OSError:
         return None
     finally:
         os.close(fd)
-    return data if isinstance(data, dict) else None
+    return _json_object(b"".join(chunks))
 
 
 def exists_at(folder: int, name: str) -> bool:
@@ -498,6 +497,7 @@ def read_json_lines(
 
 
 def _json_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object ``line`` holds, or ``None`` when it holds anything else."""
     try:
         data = json.loads(line)
     except (ValueError, RecursionError):
